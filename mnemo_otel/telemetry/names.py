@@ -1,0 +1,198 @@
+"""The telemetry contract's names, declared once.
+
+Instruments, the alert spec, the dashboards and the tests all import these constants, so renaming a
+metric breaks the drift tests instead of silently emptying a dashboard. Each metric carries its
+Prometheus name as produced by the collector's default OTLP -> Prometheus translation (dots become
+underscores, the unit becomes a suffix, counters get ``_total``, unit ``1`` on a gauge gets ``_ratio``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+__all__ = (
+    "ATTR_ENTRY_TYPE",
+    "ATTR_ERROR_TYPE",
+    "ATTR_SESSION_ID",
+    "ATTR_TRANSCRIPT_PATH",
+    "ATTR_VOLUME",
+    "METRICS",
+    "SERVICE_NAME_DEFAULT",
+    "SERVICE_NAMESPACE",
+    "SPAN_IMPORT",
+    "MetricKind",
+    "MetricName",
+)
+
+SERVICE_NAME_DEFAULT: Final = "mnemo-importer"
+SERVICE_NAMESPACE: Final = "mnemo"
+SPAN_IMPORT: Final = "mnemo.import"
+
+ATTR_ENTRY_TYPE: Final = "entry.type"
+ATTR_ERROR_TYPE: Final = "error.type"
+ATTR_SESSION_ID: Final = "mnemo.session.id"
+ATTR_TRANSCRIPT_PATH: Final = "mnemo.transcript.path"
+ATTR_VOLUME: Final = "mnemo.volume"
+
+
+class MetricKind(Enum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+_UNIT_SUFFIX: Final = {"s": "seconds", "By": "bytes"}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricName:
+    """One contract metric: OTel name, unit, kind, meaning."""
+
+    name: str
+    unit: str
+    kind: MetricKind
+    description: str
+
+    @property
+    def prometheus(self) -> str:
+        """The series name after the collector's default translation (histograms: the base name)."""
+        base = self.name.replace(".", "_")
+        suffix = _UNIT_SUFFIX.get(self.unit, "")
+        if suffix and not base.endswith(f"_{suffix}"):
+            base = f"{base}_{suffix}"
+        if self.unit == "1" and self.kind is MetricKind.GAUGE:
+            base = f"{base}_ratio"
+        if self.kind is MetricKind.COUNTER:
+            base = f"{base}_total"
+        return base
+
+
+def _metric(name: str, unit: str, kind: MetricKind, description: str) -> MetricName:
+    return MetricName(name=name, unit=unit, kind=kind, description=description)
+
+
+HEARTBEAT: Final = _metric(
+    "mnemo.importer.heartbeat.timestamp",
+    "s",
+    MetricKind.GAUGE,
+    "Unix time the work loop last made progress (beaten by the loop itself).",
+)
+LAST_SUCCESS: Final = _metric(
+    "mnemo.importer.import.last_success.timestamp",
+    "s",
+    MetricKind.GAUGE,
+    "Unix time of the last committed import.",
+)
+BACKLOG: Final = _metric(
+    "mnemo.importer.backlog",
+    "By",
+    MetricKind.GAUGE,
+    "Bytes of complete lines present in watched files and not yet committed.",
+)
+BACKLOG_OLDEST_AGE: Final = _metric(
+    "mnemo.importer.backlog.oldest_age",
+    "s",
+    MetricKind.GAUGE,
+    "Age of the oldest uncommitted complete data; 0 when nothing waits. The import-gap signal.",
+)
+ENTRIES_IMPORTED: Final = _metric(
+    "mnemo.importer.entries.imported",
+    "{entry}",
+    MetricKind.COUNTER,
+    "Transcript lines stored, by entry.type.",
+)
+EXCHANGES_IMPORTED: Final = _metric(
+    "mnemo.importer.exchanges.imported",
+    "{exchange}",
+    MetricKind.COUNTER,
+    "Exchanges (prompt + assistant turn) created.",
+)
+DUPLICATES: Final = _metric(
+    "mnemo.importer.duplicates",
+    "{entry}",
+    MetricKind.COUNTER,
+    "Lines skipped because their key was stored already.",
+)
+QUARANTINED: Final = _metric(
+    "mnemo.importer.quarantined",
+    "{line}",
+    MetricKind.COUNTER,
+    "Lines quarantined, by error.type.",
+)
+IMPORT_FAILURES: Final = _metric(
+    "mnemo.importer.import.failures",
+    "{failure}",
+    MetricKind.COUNTER,
+    "Failed import attempts, by error.type.",
+)
+IMPORT_DURATION: Final = _metric(
+    "mnemo.importer.import.duration",
+    "s",
+    MetricKind.HISTOGRAM,
+    "Duration of one import (one file delta).",
+)
+LAG: Final = _metric(
+    "mnemo.importer.lag",
+    "s",
+    MetricKind.HISTOGRAM,
+    "Time from a line being written to its row being committed.",
+)
+DB_UP: Final = _metric(
+    "mnemo.importer.db.up",
+    "1",
+    MetricKind.GAUGE,
+    "1 if the last database operation succeeded, else 0.",
+)
+
+PROCESS_MEMORY: Final = _metric(
+    "process.memory.usage",
+    "By",
+    MetricKind.GAUGE,
+    "Resident memory of the importer process (semantic-conventions name).",
+)
+PROCESS_CPU_TIME: Final = _metric(
+    "process.cpu.time",
+    "s",
+    MetricKind.COUNTER,
+    "CPU seconds used by the importer process, by cpu.mode (user, system).",
+)
+PROCESS_OPEN_FDS: Final = _metric(
+    "process.open_file_descriptor.count",
+    "{file_descriptor}",
+    MetricKind.GAUGE,
+    "Open file descriptors of the importer process.",
+)
+FILESYSTEM_UTILIZATION: Final = _metric(
+    "system.filesystem.utilization",
+    "1",
+    MetricKind.GAUGE,
+    "Fraction (0..1) of a volume in use, by mnemo.volume (watched, data) and system.filesystem.mountpoint.",
+)
+FILESYSTEM_FREE: Final = _metric(
+    "mnemo.importer.filesystem.free",
+    "By",
+    MetricKind.GAUGE,
+    "Bytes free on a volume the importer depends on, by mnemo.volume (watched, data).",
+)
+
+METRICS: Final[tuple[MetricName, ...]] = (
+    HEARTBEAT,
+    LAST_SUCCESS,
+    BACKLOG,
+    BACKLOG_OLDEST_AGE,
+    ENTRIES_IMPORTED,
+    EXCHANGES_IMPORTED,
+    DUPLICATES,
+    QUARANTINED,
+    IMPORT_FAILURES,
+    IMPORT_DURATION,
+    LAG,
+    DB_UP,
+    PROCESS_MEMORY,
+    PROCESS_CPU_TIME,
+    PROCESS_OPEN_FDS,
+    FILESYSTEM_UTILIZATION,
+    FILESYSTEM_FREE,
+)

@@ -1,0 +1,1 @@
+"""Reading transcript files: discovery, streaming lines, parsing. No database, no telemetry SDK."""

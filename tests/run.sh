@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One command from a fresh machine to a full test run: installs what the suite needs, then lint, types, tests.
+# Idempotent and cached: a second run only re-checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+.venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.lock
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+
+# Prometheus and promtool (Debian's package) for the alert-rule and end-to-end tests.
+if ! command -v promtool >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package starts a system service we do not want; tests run their own instances.
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || $SUDO service prometheus stop >/dev/null 2>&1 || true
+fi
+
+# A real OpenTelemetry Collector built from the pinned manifest (cached until the manifest changes).
+if [ -f collector/build.sh ]; then
+  bash collector/build.sh
+fi
+
+export PATH="$PWD/.venv/bin:$PATH"
+ruff check .
+ruff format --check .
+mypy
+pytest "$@"
