@@ -1,0 +1,91 @@
+"""Cutting a file's new bytes into batches, and noticing files that changed under their checkpoint.
+
+Blocking file I/O and parsing: the importer runs these in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import ImportSettings
+from .store.sink import FileIdentity
+from .transcripts.parse import BadLine, Entry, Quarantine, parse_line
+from .transcripts.reader import HEAD_BYTES, OVERSIZE_SAMPLE_BYTES, ReadResult, head_digest, read_lines
+
+__all__ = ("FileRead", "changed_under_checkpoint", "read_batch", "read_tail")
+
+
+@dataclass(slots=True)
+class FileRead:
+    """One batch's worth of lines from ``start``; ``end`` is after its last line (blank lines too)."""
+
+    start: int
+    end: int
+    entries: list[Entry]
+    bad_lines: list[BadLine]
+    identity: FileIdentity
+    exhausted: bool
+    pending: int
+
+
+def read_batch(path: Path, start: int, limits: ImportSettings) -> FileRead:
+    result = ReadResult(end=start)
+    entries: list[Entry] = []
+    bad_lines: list[BadLine] = []
+    end, size, exhausted = start, 0, True
+    for raw in read_lines(path, start, max_line_bytes=limits.max_line_bytes, result=result):
+        parsed = parse_line(raw)
+        if isinstance(parsed, Entry):
+            entries.append(parsed)
+        elif parsed is not None:
+            bad_lines.append(parsed)
+        end = raw.end
+        size += raw.end - raw.offset
+        if len(entries) + len(bad_lines) >= limits.batch_max_lines or size >= limits.batch_max_bytes:
+            exhausted = False
+            break
+    stat = path.stat()
+    head_length = min(end, HEAD_BYTES)
+    identity = FileIdentity(stat.st_dev, stat.st_ino, head_digest(path, head_length), head_length)
+    return FileRead(start, end, entries, bad_lines, identity, exhausted, result.pending if exhausted else 0)
+
+
+def changed_under_checkpoint(
+    path: Path, stat: os.stat_result, offset: int, identity: FileIdentity | None
+) -> str | None:
+    """Why the file can no longer be continued from ``offset`` (truncated, replaced), else ``None``."""
+    if stat.st_size < offset:
+        return "truncated"
+    if identity is None:
+        return None
+    if stat.st_ino != identity.inode:
+        return "replaced"
+    if identity.head_length and head_digest(path, identity.head_length) != identity.head_sha256:
+        return "rewritten"
+    return None
+
+
+def read_tail(path: Path, offset: int) -> BadLine:
+    """The unterminated bytes after ``offset``, for the record (sampled if huge)."""
+    digest = hashlib.sha256()
+    sample = b""
+    length = 0
+    with path.open("rb") as f:
+        f.seek(offset)
+        while chunk := f.read(1 << 20):
+            if len(sample) < OVERSIZE_SAMPLE_BYTES:
+                sample += chunk[: OVERSIZE_SAMPLE_BYTES - len(sample)]
+            digest.update(chunk)
+            length += len(chunk)
+    return BadLine(
+        offset,
+        offset + length,
+        Quarantine.UNTERMINATED_TAIL,
+        sample,
+        length,
+        digest.hexdigest(),
+        "no line ending yet",
+    )

@@ -1,0 +1,90 @@
+"""Assembling the pieces for each CLI command: database, sink, importer, signals.
+
+Kept apart from ``cli.py`` (argument parsing) and ``importer.py`` (the loop itself) so each can be
+read, and tested, on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from .embedded import start_embedded_postgres
+from .importer import Importer, ImportSummary
+from .settings import Settings
+from .store.postgres import PostgresSink
+
+__all__ = ("import_now", "migrate_only", "open_sink", "run_daemon")
+
+logger = logging.getLogger(__name__)
+
+ONE_SHOT_RETRY_SECONDS = 60.0
+
+
+async def open_sink(settings: Settings, *, migrate: bool = True) -> PostgresSink:
+    if settings.database_url is not None:
+        dsn = settings.database_url.get_secret_value()
+    else:
+        dsn = await anyio.to_thread.run_sync(start_embedded_postgres, settings.data_dir)
+    return await PostgresSink.open(dsn, migrate=migrate)
+
+
+async def migrate_only(settings: Settings) -> int:
+    sink = await open_sink(settings, migrate=False)
+    try:
+        from .store.migrate import apply_migrations
+        from .store.postgres import translate_errors
+
+        async with translate_errors(), sink.connection() as conn:
+            return len(await apply_migrations(conn))
+    finally:
+        await sink.aclose()
+
+
+async def import_now(settings: Settings, roots: Sequence[Path], show_progress: bool) -> ImportSummary:
+    sink = await open_sink(settings)
+    importer = Importer(
+        sink, roots=roots, settings=settings.imports, retry=settings.retry, retry_for=ONE_SHOT_RETRY_SECONDS
+    )
+    try:
+        if not show_progress:
+            return await importer.import_once()
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("importing", total=None)
+            return await importer.import_once(
+                progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sink.aclose()
+
+
+async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
+    """Run until SIGTERM/SIGINT; the batch in flight is finished or rolled back, then exit 0."""
+    sink = await open_sink(settings)
+    importer = Importer(sink, roots=roots, settings=settings.imports, retry=settings.retry)
+    logger.info("importer started", extra={"mnemo.roots": len(roots)})
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
+            await importer.run()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sink.aclose()
+        logger.info("importer stopped")
+
+
+async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logger.info("received %s; stopping after the current batch", signal.Signals(signum).name)
+            scope.cancel()
+            return

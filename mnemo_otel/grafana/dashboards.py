@@ -1,0 +1,339 @@
+"""The importer dashboard, generated so its queries use the contract's metric names.
+
+Layout top to bottom: status at a glance, throughput and success, latency, failures and backlog,
+resources, telemetry pipeline and firing alerts, import traces (Tempo), importer logs (Loki).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from mnemo_otel.grafana.spec import (
+    COLLECTOR,
+    DASHBOARD_UID,
+    DATASOURCE_LOKI,
+    DATASOURCE_PROMETHEUS,
+    DATASOURCE_TEMPO,
+    HEARTBEAT_STALE_AFTER_S,
+    RULES,
+    PanelId,
+)
+from mnemo_otel.telemetry import names
+
+__all__ = ("dashboard",)
+
+RATE: Final = "$__rate_interval"
+_GAP = {rule.uid: rule.threshold for rule in RULES}
+_PROM: Final = {"type": "prometheus", "uid": DATASOURCE_PROMETHEUS}
+
+
+def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict[str, Any]:
+    return {
+        "refId": ref,
+        "datasource": _PROM,
+        "editorMode": "code",
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "instant": instant,
+        "range": not instant,
+    }
+
+
+def _steps(*steps: tuple[str, float | None]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": [{"color": color, "value": value} for color, value in steps]}
+
+
+def _panel(
+    pid: int, kind: str, title: str, grid: tuple[int, int, int, int], targets: list[dict[str, Any]]
+) -> dict[str, Any]:
+    x, y, w, h = grid
+    return {
+        "id": pid,
+        "type": kind,
+        "title": title,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "datasource": targets[0]["datasource"] if targets else None,
+        "targets": targets,
+        "fieldConfig": {"defaults": {}, "overrides": []},
+        "options": {},
+    }
+
+
+def _stat(pid: int, title: str, x: int, expr: str, unit: str, thresholds: dict[str, Any]) -> dict[str, Any]:
+    panel = _panel(pid, "stat", title, (x, 0, 4, 4), [_target(expr, instant=True)])
+    panel["fieldConfig"]["defaults"] = {
+        "unit": unit,
+        "thresholds": thresholds,
+        "color": {"mode": "thresholds"},
+    }
+    panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
+    return panel
+
+
+def _timeseries(
+    pid: int, title: str, grid: tuple[int, int, int, int], unit: str, targets: list[dict[str, Any]]
+) -> dict[str, Any]:
+    panel = _panel(pid, "timeseries", title, grid, targets)
+    panel["fieldConfig"]["defaults"] = {"unit": unit}
+    panel["options"] = {
+        "legend": {"displayMode": "list", "placement": "bottom"},
+        "tooltip": {"mode": "multi"},
+    }
+    return panel
+
+
+def _status_row() -> list[dict[str, Any]]:
+    hb = names.HEARTBEAT.prometheus
+    ok, warn, bad = "green", "orange", "red"
+    return [
+        _stat(
+            PanelId.HEARTBEAT_AGE,
+            "Heartbeat age",
+            0,
+            f"time() - max(last_over_time({hb}[30m]))",
+            "s",
+            _steps((ok, None), (bad, HEARTBEAT_STALE_AFTER_S)),
+        ),
+        _stat(
+            PanelId.LAST_SUCCESS,
+            "Since last import",
+            4,
+            f"time() - max(last_over_time({names.LAST_SUCCESS.prometheus}[7d]))",
+            "s",
+            _steps((ok, None)),
+        ),
+        _stat(
+            PanelId.BACKLOG_AGE,
+            "Backlog oldest age",
+            8,
+            f"max({names.BACKLOG_OLDEST_AGE.prometheus})",
+            "s",
+            _steps(
+                (ok, None),
+                (warn, _GAP["mnemo-import-gap-warning"]),
+                (bad, _GAP["mnemo-import-gap-critical"]),
+            ),
+        ),
+        _stat(
+            PanelId.DB_UP,
+            "Database",
+            12,
+            f"min({names.DB_UP.prometheus})",
+            "none",
+            _steps((bad, None), (ok, 1)),
+        ),
+        _stat(
+            5,
+            "Backlog",
+            16,
+            f"sum({names.BACKLOG.prometheus})",
+            "bytes",
+            _steps((ok, None)),
+        ),
+        _stat(
+            6,
+            "Restarts (24h)",
+            20,
+            f"max(resets({names.PROCESS_CPU_TIME.prometheus}[24h]))",
+            "none",
+            _steps((ok, None), (warn, 1)),
+        ),
+    ]
+
+
+def _db_up_mappings(panel: dict[str, Any]) -> dict[str, Any]:
+    panel["fieldConfig"]["defaults"]["mappings"] = [
+        {"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}
+    ]
+    return panel
+
+
+def _throughput_rows() -> list[dict[str, Any]]:
+    entries = names.ENTRIES_IMPORTED.prometheus
+    count = f"{names.IMPORT_DURATION.prometheus}_count"
+    fails = names.IMPORT_FAILURES.prometheus
+    attempts = f"sum(rate({count}[{RATE}]))"
+    failed = f"(sum(rate({fails}[{RATE}])) or vector(0))"
+    duration = f"{names.IMPORT_DURATION.prometheus}_bucket"
+    lag = f"{names.LAG.prometheus}_bucket"
+
+    def quantiles(bucket: str) -> list[dict[str, Any]]:
+        return [
+            _target(f"histogram_quantile({q}, sum by (le) (rate({bucket}[{RATE}])))", f"p{q[2:]}", ref)
+            for q, ref in (("0.50", "A"), ("0.95", "B"), ("0.99", "C"))
+        ]
+
+    duration_panel = _timeseries(14, "Import duration", (0, 12, 12, 8), "s", quantiles(duration))
+    for target in duration_panel["targets"]:
+        target["exemplar"] = True
+    return [
+        _timeseries(
+            10,
+            "Imported per second",
+            (0, 4, 12, 8),
+            "ops",
+            [
+                _target(f"sum by (entry_type) (rate({entries}[{RATE}]))", "{{entry_type}}"),
+                _target(f"sum(rate({names.EXCHANGES_IMPORTED.prometheus}[{RATE}]))", "exchanges", "B"),
+                _target(f"sum(rate({names.DUPLICATES.prometheus}[{RATE}]))", "duplicates", "C"),
+            ],
+        ),
+        _timeseries(
+            11,
+            "Import success rate",
+            (12, 4, 12, 8),
+            "percentunit",
+            [_target(f"{attempts} / ({attempts} + {failed})", "success")],
+        ),
+        duration_panel,
+        _timeseries(15, "Lag: written -> committed", (12, 12, 12, 8), "s", quantiles(lag)),
+    ]
+
+
+def _problem_rows() -> list[dict[str, Any]]:
+    fails = names.IMPORT_FAILURES.prometheus
+    quarantined = names.QUARANTINED.prometheus
+    return [
+        _timeseries(
+            PanelId.FAILURES,
+            "Import failures by type",
+            (0, 20, 8, 8),
+            "short",
+            [_target(f"sum by (error_type) (increase({fails}[{RATE}]))", "{{error_type}}")],
+        ),
+        _timeseries(
+            PanelId.QUARANTINE,
+            "Quarantined lines by type",
+            (8, 20, 8, 8),
+            "short",
+            [_target(f"sum by (error_type) (increase({quarantined}[{RATE}]))", "{{error_type}}")],
+        ),
+        _timeseries(
+            16,
+            "Backlog",
+            (16, 20, 8, 8),
+            "bytes",
+            [_target(f"sum({names.BACKLOG.prometheus})", "waiting bytes")],
+        ),
+    ]
+
+
+def _resource_row() -> list[dict[str, Any]]:
+    cpu = names.PROCESS_CPU_TIME.prometheus
+    return [
+        _timeseries(
+            PanelId.MEMORY,
+            "Memory",
+            (0, 28, 6, 8),
+            "bytes",
+            [_target(f"max by (instance) ({names.PROCESS_MEMORY.prometheus})", "{{instance}}")],
+        ),
+        _timeseries(
+            21, "CPU", (6, 28, 6, 8), "percentunit", [_target(f"sum by (instance) (rate({cpu}[{RATE}]))")]
+        ),
+        _timeseries(
+            PanelId.DISK,
+            "Disk used",
+            (12, 28, 6, 8),
+            "percentunit",
+            [
+                _target(
+                    f"max by (mnemo_volume) ({names.FILESYSTEM_UTILIZATION.prometheus})", "{{mnemo_volume}}"
+                )
+            ],
+        ),
+        _timeseries(
+            24,
+            "Open file descriptors",
+            (18, 28, 6, 8),
+            "short",
+            [_target(f"max by (instance) ({names.PROCESS_OPEN_FDS.prometheus})", "{{instance}}")],
+        ),
+    ]
+
+
+def _pipeline_row() -> list[dict[str, Any]]:
+    targets = [
+        _target(f"sum by (exporter) (rate({counter}[{RATE}]))", f"{signal} failed {{{{exporter}}}}", ref)
+        for (signal, counter), ref in zip(COLLECTOR.send_failed, "ABC", strict=True)
+    ]
+    queue = f"max by (exporter) ({COLLECTOR.queue_size}) / max by (exporter) ({COLLECTOR.queue_capacity})"
+    targets.append(_target(queue, "queue {{exporter}}", "D"))
+    alerts = _panel(30, "alertlist", "Firing alerts", (12, 36, 12, 8), [])
+    alerts.pop("datasource")
+    alerts["options"] = {
+        "viewMode": "list",
+        "groupMode": "default",
+        "maxItems": 20,
+        "sortOrder": 1,
+        "dashboardAlerts": False,
+        "alertName": "",
+        "alertInstanceLabelFilter": "",
+        "stateFilter": {"firing": True, "pending": True, "noData": True, "error": True, "normal": False},
+    }
+    return [
+        _timeseries(PanelId.PIPELINE, "Telemetry pipeline (collector)", (0, 36, 12, 8), "short", targets),
+        alerts,
+    ]
+
+
+def _traces_and_logs() -> list[dict[str, Any]]:
+    tempo = {"type": "tempo", "uid": DATASOURCE_TEMPO}
+    loki = {"type": "loki", "uid": DATASOURCE_LOKI}
+    traces = _panel(
+        31,
+        "table",
+        "Recent imports (traces)",
+        (0, 44, 24, 8),
+        [
+            {
+                "refId": "A",
+                "datasource": tempo,
+                "queryType": "traceql",
+                "query": f'{{ name = "{names.SPAN_IMPORT}" }}',
+                "limit": 20,
+                "tableType": "traces",
+            }
+        ],
+    )
+    logs = _panel(
+        32,
+        "logs",
+        "Importer logs",
+        (0, 52, 24, 10),
+        [
+            {
+                "refId": "A",
+                "datasource": loki,
+                "queryType": "range",
+                "expr": f'{{service_name="{names.SERVICE_NAME_DEFAULT}"}}',
+            }
+        ],
+    )
+    logs["options"] = {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending"}
+    return [traces, logs]
+
+
+def dashboard() -> dict[str, Any]:
+    """The ``grafana/dashboards/mnemo-importer.json`` model."""
+    status = _status_row()
+    status[3] = _db_up_mappings(status[3])
+    panels = [*status, *_throughput_rows(), *_problem_rows(), *_resource_row()]
+    panels += [*_pipeline_row(), *_traces_and_logs()]
+    return {
+        "uid": DASHBOARD_UID,
+        "title": "Mnemo importer",
+        "description": "Is the transcript importer alive, keeping up, and losing nothing?",
+        "tags": ["mnemo"],
+        "editable": False,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 41,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "timezone": "browser",
+        "templating": {"list": []},
+        "annotations": {"list": []},
+        "links": [],
+        "panels": panels,
+    }

@@ -1,0 +1,84 @@
+"""Write every generated Grafana file, or report which committed ones drifted from the spec.
+
+``out_dir`` is the repository's ``grafana/`` folder. Output is deterministic (key order as built,
+multi-line strings as YAML blocks) so a diff shows exactly what a spec change did.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from mnemo_otel.grafana import alerting, contacts, dashboards, datasources
+
+__all__ = ("GENERATED", "check", "render_all")
+
+_HEADER: Final = (
+    "# Generated from mnemo_otel/grafana (the alert spec is spec.py). Do not edit:\n"
+    "# change the spec, then run `python -m mnemo_otel.grafana render`.\n"
+)
+
+GENERATED: Final[dict[str, Callable[[], dict[str, Any]]]] = {
+    "provisioning/datasources/datasources.yaml": datasources.datasources,
+    "provisioning/dashboards/mnemo.yaml": datasources.dashboard_provider,
+    "provisioning/alerting/rules.yaml": alerting.grafana_rules,
+    "provisioning/alerting/contact-points.yaml": contacts.contact_points,
+    "provisioning/alerting/policies.yaml": contacts.policies,
+    "provisioning/alerting/templates.yaml": contacts.templates,
+    "promtool/rules.yaml": alerting.prometheus_mirror,
+    "dashboards/mnemo-importer.json": dashboards.dashboard,
+}
+"""Relative path under ``grafana/`` -> the function building that document."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings, so templates read as written; no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def serialize(relative: str, document: dict[str, Any]) -> str:
+    """The exact text written for ``relative`` (JSON for dashboards, YAML with a header otherwise)."""
+    if relative.endswith(".json"):
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=4096)
+    return _HEADER + body
+
+
+def render_all(out_dir: Path) -> list[Path]:
+    """Write every generated file under ``out_dir`` and return their paths."""
+    written = []
+    for relative, build in GENERATED.items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(serialize(relative, build()), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def check(out_dir: Path) -> list[str]:
+    """Relative paths whose committed content differs from what the spec renders (or is missing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        render_all(fresh)
+        drifted = []
+        for relative in GENERATED:
+            committed = out_dir / relative
+            expected = (fresh / relative).read_text(encoding="utf-8")
+            if not committed.is_file() or committed.read_text(encoding="utf-8") != expected:
+                drifted.append(relative)
+    return drifted

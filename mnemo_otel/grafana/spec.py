@@ -1,0 +1,374 @@
+"""The one alert spec: every Grafana rule and its Prometheus mirror are generated from ``RULES``.
+
+Each rule is an instant PromQL query (refId ``A``) whose value is compared with a threshold. The
+query measures; it never compares, so dashboards, promtool tests and the end-to-end test can reuse
+it. Annotations are Grafana templates (``$values.A.Value``, ``$labels``): they stay unbraced because
+Grafana expands ``${...}`` in provisioned annotations and ``$VAR`` in labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Final, Literal
+
+from mnemo_otel.telemetry import names
+
+__all__ = (
+    "COLLECTOR",
+    "DASHBOARD_UID",
+    "DATASOURCE_LOKI",
+    "DATASOURCE_PROMETHEUS",
+    "DATASOURCE_TEMPO",
+    "EVALUATION_INTERVAL",
+    "GRAFANA_VERSION",
+    "HEARTBEAT_STALE_AFTER_S",
+    "RULES",
+    "RULE_FOLDER",
+    "RULE_GROUP",
+    "AlertSpec",
+    "CollectorMetrics",
+    "PanelId",
+    "Severity",
+    "number",
+)
+
+GRAFANA_VERSION: Final = "13.2.3"
+"""The Grafana image tag the provisioning targets (``grafana/grafana:13.2.3``)."""
+
+DATASOURCE_PROMETHEUS: Final = "prometheus"
+DATASOURCE_TEMPO: Final = "tempo"
+DATASOURCE_LOKI: Final = "loki"
+DASHBOARD_UID: Final = "mnemo-importer"
+
+RULE_FOLDER: Final = "Mnemo alerts"
+"""Not the dashboards' folder title: Grafana would create a second folder of the same title."""
+RULE_GROUP: Final = "mnemo-importer"
+EVALUATION_INTERVAL: Final = "30s"
+
+BEAT_PERIOD_S: Final = 30
+"""Longest gap between two beats of a live, idle work loop: the default rescan interval."""
+EXPORT_INTERVAL_S: Final = 15
+"""``OTEL_METRIC_EXPORT_INTERVAL`` of the importer, in seconds."""
+HEARTBEAT_STALE_AFTER_S: Final = 3 * (BEAT_PERIOD_S + EXPORT_INTERVAL_S)
+"""135 s: a healthy loop shows at most beat + export (45 s) of age; three times that is a stall."""
+
+ATTR_ERROR = names.ATTR_ERROR_TYPE.replace(".", "_")
+ATTR_VOLUME = names.ATTR_VOLUME.replace(".", "_")
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorMetrics:
+    """The collector's own metrics as Prometheus sees them; the only place their names live."""
+
+    send_failed: tuple[tuple[str, str], ...]
+    """(signal, counter) pairs: items an exporter dropped after its retries."""
+    queue_size: str
+    queue_capacity: str
+
+
+COLLECTOR: Final = CollectorMetrics(
+    send_failed=(
+        ("metrics", "otelcol_exporter_send_failed_metric_points_total"),
+        ("traces", "otelcol_exporter_send_failed_spans_total"),
+        ("logs", "otelcol_exporter_send_failed_log_records_total"),
+    ),
+    queue_size="otelcol_exporter_queue_size",
+    queue_capacity="otelcol_exporter_queue_capacity",
+)
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+class PanelId(IntEnum):
+    """Dashboard panels an alert links to (Grafana sets the notification's PanelURL from them)."""
+
+    HEARTBEAT_AGE = 1
+    LAST_SUCCESS = 2
+    BACKLOG_AGE = 3
+    DB_UP = 4
+    FAILURES = 12
+    QUARANTINE = 13
+    MEMORY = 20
+    DISK = 22
+    PIPELINE = 23
+
+
+NoDataState = Literal["Alerting", "NoData", "OK", "KeepLast"]
+ExecErrState = Literal["Alerting", "Error", "OK", "KeepLast"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """One alert: ``query`` (refId A) compared with ``threshold`` by ``op``.
+
+    :param name: alert name in Grafana and in the Prometheus mirror (a valid metric-style name).
+    :param uid: Grafana rule uid, stable, at most 40 characters.
+    :param pending: Grafana ``for`` / Prometheus ``for``.
+    :param keep_firing_for: how long the alert outlives a condition that just cleared.
+    :param no_data: Grafana state when the query returns nothing (not modelled by promtool).
+    """
+
+    name: str
+    uid: str
+    query: str
+    op: Literal["gt", "lt"]
+    threshold: float
+    pending: str
+    keep_firing_for: str
+    no_data: NoDataState
+    exec_err: ExecErrState
+    severity: Severity
+    panel: PanelId
+    summary: str
+    description: str
+    runbook: str
+
+    @property
+    def condition(self) -> str:
+        """The PromQL condition the Prometheus mirror alerts on."""
+        symbol = ">" if self.op == "gt" else "<"
+        return f"({self.query}) {symbol} {number(self.threshold)}"
+
+
+def number(value: float) -> str:
+    """PromQL/YAML-friendly number: integral values without a fraction, others exactly."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _current_or_last(aggregate: str, metric: str, window: str) -> str:
+    """Current value, else the last one seen within ``window``: the alert holds while data vanishes."""
+    return f"{aggregate}({metric}) or on() {aggregate}(last_over_time({metric}[{window}]))"
+
+
+def _collector_failures() -> str:
+    parts = [
+        f'label_replace(sum by (exporter) (rate({counter}[5m])), "signal", "{signal}", "", "")'
+        for signal, counter in COLLECTOR.send_failed
+    ]
+    return " or ".join(parts)
+
+
+_HB = names.HEARTBEAT.prometheus
+_AGE = names.BACKLOG_OLDEST_AGE.prometheus
+_MEM = names.PROCESS_MEMORY.prometheus
+_GAP_QUERY = _current_or_last("max", _AGE, "1h")
+
+RULES: Final[tuple[AlertSpec, ...]] = (
+    AlertSpec(
+        name="MnemoHeartbeatStale",
+        uid="mnemo-heartbeat-stale",
+        query=f"(time() - max(last_over_time({_HB}[30m]))) or on() vector(1e9)",
+        op="gt",
+        threshold=HEARTBEAT_STALE_AFTER_S,
+        pending="1m",
+        keep_firing_for="2m",
+        no_data="Alerting",
+        exec_err="Alerting",
+        severity=Severity.CRITICAL,
+        panel=PanelId.HEARTBEAT_AGE,
+        summary=(
+            "{{ if gt $values.A.Value 1e8 }}No importer heartbeat has arrived for over 30 minutes."
+            "{{ else }}The importer work loop last made progress {{ humanizeDuration $values.A.Value }} ago."
+            "{{ end }}"
+        ),
+        description=(
+            "The heartbeat is the Unix time the work loop last made progress. It is stale when the "
+            "importer is dead, hung (blocked loop or a DB call that never returns), or its telemetry "
+            "does not reach Prometheus. Transcripts are deleted by their tool after 30 days."
+        ),
+        runbook=(
+            "Check `docker compose ps importer` and its logs for a watchdog stack dump; run "
+            "`mnemo-otel health`; if the collector is down too, see MnemoTelemetryExportFailing. "
+            "Silence this rule during a planned stop."
+        ),
+    ),
+    AlertSpec(
+        name="MnemoImportGap",
+        uid="mnemo-import-gap-warning",
+        query=_GAP_QUERY,
+        op="gt",
+        threshold=600,
+        pending="5m",
+        keep_firing_for="0s",
+        no_data="KeepLast",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.BACKLOG_AGE,
+        summary=(
+            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being imported."
+        ),
+        description=(
+            "backlog.oldest_age is the age of the oldest complete line not yet committed; it is 0 when "
+            "nothing waits, so an idle user never fires this. It grows when imports stall or fail."
+        ),
+        runbook=(
+            "Open the dashboard: look at import failures by type and DB up; check the importer logs "
+            "for the failing file; `mnemo-otel health` shows whether the checkpoint progresses."
+        ),
+    ),
+    AlertSpec(
+        name="MnemoImportGapCritical",
+        uid="mnemo-import-gap-critical",
+        query=_GAP_QUERY,
+        op="gt",
+        threshold=3600,
+        pending="5m",
+        keep_firing_for="0s",
+        no_data="KeepLast",
+        exec_err="Error",
+        severity=Severity.CRITICAL,
+        panel=PanelId.BACKLOG_AGE,
+        summary=(
+            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being imported."
+        ),
+        description="The import gap has lasted over an hour: history is at risk if it is not fixed.",
+        runbook=(
+            "As for MnemoImportGap; if the DB is up and the loop beats, look for one file failing "
+            "repeatedly (failures by error type, quarantine) and restart the importer."
+        ),
+    ),
+    AlertSpec(
+        name="MnemoImportFailing",
+        uid="mnemo-import-failing",
+        query=f"sum by ({ATTR_ERROR}) (increase({names.IMPORT_FAILURES.prometheus}[15m]))",
+        op="gt",
+        threshold=3,
+        pending="5m",
+        keep_firing_for="5m",
+        no_data="OK",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.FAILURES,
+        summary=(
+            '{{ printf "%.0f" $values.A.Value }} import attempts failed with '
+            "{{ $labels.error_type }} in the last 15 minutes."
+        ),
+        description="Imports keep failing and are being retried with backoff; nothing is lost yet.",
+        runbook=(
+            "Filter the importer logs by error.type; db_unavailable -> see MnemoDatabaseDown; io -> "
+            "check permissions and the watched volume."
+        ),
+    ),
+    AlertSpec(
+        name="MnemoQuarantineGrowing",
+        uid="mnemo-quarantine-growing",
+        query=f"sum by ({ATTR_ERROR}) (increase({names.QUARANTINED.prometheus}[1h]))",
+        op="gt",
+        threshold=5,
+        pending="1m",
+        keep_firing_for="0s",
+        no_data="OK",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.QUARANTINE,
+        summary=(
+            '{{ printf "%.0f" $values.A.Value }} transcript lines were quarantined '
+            "({{ $labels.error_type }}) in the last hour."
+        ),
+        description="Lines that are not JSON objects go to mnemo.quarantine with their raw bytes.",
+        runbook=(
+            "Query mnemo.quarantine by error kind and source path; a burst from one file usually "
+            "means a writer bug or disk corruption."
+        ),
+    ),
+    AlertSpec(
+        name="MnemoDatabaseDown",
+        uid="mnemo-database-down",
+        query=_current_or_last("min", names.DB_UP.prometheus, "1h"),
+        op="lt",
+        threshold=1,
+        pending="2m",
+        keep_firing_for="1m",
+        no_data="KeepLast",
+        exec_err="Error",
+        severity=Severity.CRITICAL,
+        panel=PanelId.DB_UP,
+        summary="The importer cannot use PostgreSQL: its last database operation failed.",
+        description="Imports are paused and retried; data waits in the transcript files meanwhile.",
+        runbook=(
+            "Check `docker compose ps postgres`, its logs and free disk; the importer resumes by "
+            "itself once the database answers."
+        ),
+    ),
+    AlertSpec(
+        name="MnemoMemoryGrowth",
+        uid="mnemo-memory-growth",
+        query=f"max(avg_over_time({_MEM}[1h])) - max(avg_over_time({_MEM}[1h] offset 3h))",
+        op="gt",
+        threshold=128 * 1024 * 1024,
+        pending="30m",
+        keep_firing_for="0s",
+        no_data="OK",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.MEMORY,
+        summary=(
+            "Importer memory grew by {{ humanize1024 $values.A.Value }}B over 3 hours (hourly averages)."
+        ),
+        description="Memory should stay flat while streaming transcripts; steady growth means a leak.",
+        runbook="Note the growth rate, then restart the importer; attach the memory panel to a bug report.",
+    ),
+    AlertSpec(
+        name="MnemoDiskNearlyFull",
+        uid="mnemo-disk-nearly-full",
+        query=f"max by ({ATTR_VOLUME}) ({names.FILESYSTEM_UTILIZATION.prometheus})",
+        op="gt",
+        threshold=0.9,
+        pending="10m",
+        keep_firing_for="0s",
+        no_data="KeepLast",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.DISK,
+        summary="Volume {{ $labels.mnemo_volume }} is {{ humanizePercentage $values.A.Value }} full.",
+        description="A full data volume stops PostgreSQL; a full watched volume stops the transcript writer.",
+        runbook="Free space or grow the volume; never delete transcripts that are not yet imported.",
+    ),
+    AlertSpec(
+        name="MnemoTelemetryExportFailing",
+        uid="mnemo-telemetry-export-failing",
+        query=_collector_failures(),
+        op="gt",
+        threshold=0,
+        pending="10m",
+        keep_firing_for="0s",
+        no_data="OK",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.PIPELINE,
+        summary=(
+            "Collector exporter {{ $labels.exporter }} is dropping {{ $labels.signal }} "
+            '({{ printf "%.2f" $values.A.Value }} items/s).'
+        ),
+        description=(
+            "The collector gives up on items after its retries. Failures towards Prometheus itself "
+            "cannot be seen here; they show as MnemoHeartbeatStale."
+        ),
+        runbook="Check the collector logs and whether tempo, loki and prometheus are up and reachable.",
+    ),
+    AlertSpec(
+        name="MnemoTelemetryQueueFull",
+        uid="mnemo-telemetry-queue-full",
+        query=(
+            f"max by (exporter) ({COLLECTOR.queue_size}) / max by (exporter) ({COLLECTOR.queue_capacity})"
+        ),
+        op="gt",
+        threshold=0.8,
+        pending="10m",
+        keep_firing_for="0s",
+        no_data="OK",
+        exec_err="Error",
+        severity=Severity.WARNING,
+        panel=PanelId.PIPELINE,
+        summary=(
+            "Collector exporter {{ $labels.exporter }} queue is "
+            "{{ humanizePercentage $values.A.Value }} full."
+        ),
+        description="A full sending queue drops new telemetry; the backend behind it is slow or down.",
+        runbook="Check the backend of that exporter; the queue drains by itself once it answers.",
+    ),
+)

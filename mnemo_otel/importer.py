@@ -1,0 +1,363 @@
+"""The import loop: discover -> read -> parse -> write + checkpoint, on anyio.
+
+The checkpoint in the database is the only position: nothing here remembers progress that the
+database has not committed, so any crash, lost connection or cancelled batch resumes exactly where the
+last commit left off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, stop_never
+from tenacity.wait import wait_random_exponential
+from watchfiles import awatch
+
+from ._batches import FileRead, changed_under_checkpoint, read_batch, read_tail
+from .errors import BatchRejected, CheckpointMoved, MnemoError, SourceError, StoreError, StoreUnavailable
+from .observer import ImportObserver, NullObserver
+from .settings import ImportSettings, RetrySettings
+from .state import LoopState
+from .store.sink import Batch, BatchOutcome, Sink
+from .transcripts.discovery import TranscriptFile, discover
+from .transcripts.parse import BadLine, Entry, Quarantine
+
+__all__ = ("ImportSummary", "Importer")
+
+logger = logging.getLogger(__name__)
+
+COMMIT_GRACE_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What one pass did; ``--json`` prints it."""
+
+    files: int = 0
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+    pending_bytes: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "entries_stored": sum(self.outcome.stored.values()),
+            "entries_by_type": dict(sorted(self.outcome.stored.items())),
+            "duplicates": self.outcome.duplicates,
+            "quarantined": sum(self.outcome.quarantined.values()),
+            "quarantined_by_kind": dict(sorted(self.outcome.quarantined.items())),
+            "exchanges_created": self.outcome.exchanges_created,
+            "pending_bytes": self.pending_bytes,
+        }
+
+
+@dataclass(slots=True)
+class _FileProgress:
+    """What the loop knows of one file between scans (a cache of the database, never ahead of it)."""
+
+    committed: int | None = None
+    size: int = 0
+    mtime: float = 0.0
+    pending: int = 0
+    waiting_since: float | None = None
+
+    @property
+    def backlog(self) -> int:
+        return max(0, self.size - (self.committed or 0) - self.pending)
+
+
+class Importer:
+    """Imports transcripts under ``roots`` into ``sink``.
+
+    :param retry_for: seconds to keep retrying an unavailable database; ``None`` means forever (daemon).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        roots: Sequence[Path],
+        settings: ImportSettings | None = None,
+        retry: RetrySettings | None = None,
+        retry_for: float | None = None,
+        observer: ImportObserver | None = None,
+        state: LoopState | None = None,
+    ) -> None:
+        self.sink = sink
+        self.roots = list(roots)
+        self.settings = settings or ImportSettings()
+        self.retry = retry or RetrySettings()
+        self.retry_for = retry_for
+        self.observer = observer or NullObserver()
+        self.state = state or LoopState()
+        self._files: dict[Path, _FileProgress] = {}
+        self._changed = anyio.Event()
+
+    # -- passes ---------------------------------------------------------------------------------
+
+    async def import_once(
+        self,
+        *,
+        report_tails: bool = False,
+        tolerate_source_errors: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportSummary:
+        """Import every complete line present now; unterminated tails stay pending.
+
+        :param tolerate_source_errors: log an unreadable file and go on (daemon) instead of raising.
+        """
+        summary = ImportSummary()
+        files = await self._scan()
+        for done, transcript in enumerate(files, start=1):
+            try:
+                outcome = await self._import_with_retry(transcript, report_tails=report_tails)
+            except SourceError as exc:
+                self.observer.failure(exc.error_type)
+                if not tolerate_source_errors:
+                    raise
+                logger.warning("skipping unreadable transcript: %s", exc)
+                continue
+            summary.files += 1
+            summary.outcome.add(outcome)
+            if progress is not None:
+                progress(done, len(files))
+        summary.pending_bytes = sum(p.pending for p in self._files.values())
+        self._update_backlog()
+        return summary
+
+    async def run(self, *, watch: bool = True) -> None:
+        """The daemon loop: a full pass every rescan interval, and sooner when a transcript changes."""
+        self.state.beat()
+        async with anyio.create_task_group() as tasks:
+            if watch:
+                tasks.start_soon(self._watch)
+            while True:
+                self._changed = anyio.Event()
+                await self.import_once(report_tails=True, tolerate_source_errors=True)
+                await self._mark_missing()
+                self.state.beat()
+                with anyio.move_on_after(self.settings.rescan_interval_seconds):
+                    await self._changed.wait()
+
+    async def _watch(self) -> None:
+        """Wake the loop on file events; the periodic rescan stays the source of truth."""
+        roots = [root for root in self.roots if root.exists()]
+        if not roots:
+            return
+        try:
+            async for _ in awatch(*roots, debounce=50, step=50, watch_filter=_is_transcript_event):
+                self._changed.set()
+        except Exception as exc:  # noqa: BLE001 -- any watcher failure degrades to polling; the rescan finds everything
+            logger.warning("file watching stopped (%s); relying on the periodic rescan", type(exc).__name__)
+
+    # -- one file -------------------------------------------------------------------------------
+
+    async def _import_with_retry(self, transcript: TranscriptFile, *, report_tails: bool) -> BatchOutcome:
+        stop = stop_never if self.retry_for is None else stop_after_delay(self.retry_for)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(StoreError),
+            wait=wait_random_exponential(multiplier=self.retry.initial_seconds, max=self.retry.max_seconds),
+            stop=stop,
+            sleep=anyio.sleep,
+            before_sleep=self._on_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._import_file(transcript, report_tails=report_tails)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _on_retry(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        kind = error.error_type if isinstance(error, MnemoError) else "internal"
+        self.state.db_up = False
+        self.state.last_error = kind
+        self.state.beat()
+        self.observer.failure(kind)
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        logger.warning("import attempt failed (%s: %s); retrying in %.1fs", kind, error, delay)
+
+    async def _import_file(self, transcript: TranscriptFile, *, report_tails: bool) -> BatchOutcome:
+        path = transcript.path
+        progress = self._files.setdefault(path, _FileProgress())
+        outcome = BatchOutcome()
+        try:
+            stat = await anyio.to_thread.run_sync(path.stat)
+        except FileNotFoundError:
+            return outcome
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+        progress.size, progress.mtime = stat.st_size, stat.st_mtime
+        if progress.committed is not None and progress.committed + progress.pending == stat.st_size:
+            await self._maybe_report_tail(transcript, progress, report_tails)
+            return outcome
+        offset = await self._resume_offset(transcript, stat)
+        progress.committed = offset
+        while True:
+            try:
+                read = await anyio.to_thread.run_sync(read_batch, path, offset, self.settings)
+            except FileNotFoundError:
+                return outcome
+            except OSError as exc:
+                raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+            if read.end > offset:
+                try:
+                    outcome.add(await self._commit(transcript, read))
+                except CheckpointMoved:
+                    logger.info("another importer advanced this file; resuming from its checkpoint")
+                    offset = progress.committed = await self._resume_offset(transcript, stat)
+                    continue
+                offset = progress.committed = read.end
+                progress.waiting_since = None
+            self.state.beat()
+            if read.exhausted:
+                progress.pending = read.pending
+                await self._maybe_report_tail(transcript, progress, report_tails)
+                return outcome
+
+    async def _resume_offset(self, transcript: TranscriptFile, stat: os.stat_result) -> int:
+        checkpoint = await self.sink.checkpoint(str(transcript.path))
+        self.state.db_up = True
+        if checkpoint is None:
+            return 0
+        reason = await anyio.to_thread.run_sync(
+            changed_under_checkpoint, transcript.path, stat, checkpoint.offset, checkpoint.identity
+        )
+        if reason is None:
+            return checkpoint.offset
+        logger.warning(
+            "transcript %s; re-reading from byte 0", reason, extra={"mnemo.offset": checkpoint.offset}
+        )
+        await self.sink.reset(str(transcript.path), str(transcript.root), expected_offset=checkpoint.offset)
+        return 0
+
+    async def _commit(self, transcript: TranscriptFile, read: FileRead) -> BatchOutcome:
+        """Commit one batch; a batch PostgreSQL refuses is split until the offending line is isolated."""
+        batch = Batch(
+            path=str(transcript.path),
+            root=str(transcript.root),
+            identity=read.identity,
+            start=read.start,
+            end=read.end,
+            entries=read.entries,
+            bad_lines=read.bad_lines,
+        )
+        started = time.perf_counter()
+        with self.observer.import_span(transcript, read) as span:
+            batch = replace(batch, trace_id=span.trace_id)
+            # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + COMMIT_GRACE_SECONDS
+                outcome = await self._commit_splitting(batch)
+            if scope.cancelled_caught:
+                raise StoreUnavailable("batch commit did not finish in time; rolled back")
+            span.finish(outcome)
+        self.state.db_up = True
+        self.state.last_success = time.time()
+        self.observer.committed(transcript, read, outcome, time.perf_counter() - started)
+        return outcome
+
+    async def _commit_splitting(self, batch: Batch) -> BatchOutcome:
+        try:
+            return await self.sink.commit(batch)
+        except BatchRejected:
+            if len(batch.entries) <= 1:
+                return await self.sink.commit(_quarantine_rejected(batch))
+        first, second = _split(batch)
+        outcome = await self._commit_splitting(first)
+        outcome.add(await self._commit_splitting(second))
+        return outcome
+
+    async def _maybe_report_tail(
+        self, transcript: TranscriptFile, progress: _FileProgress, enabled: bool
+    ) -> None:
+        if not enabled or progress.pending <= 0 or progress.committed is None:
+            return
+        if time.time() - progress.mtime < self.settings.tail_grace_seconds:
+            return
+        tail = await anyio.to_thread.run_sync(read_tail, transcript.path, progress.committed)
+        if tail.length == 0:
+            return
+        if await self.sink.report_tail(str(transcript.path), tail, None):
+            self.observer.quarantined(Quarantine.UNTERMINATED_TAIL.value)
+            logger.warning(
+                "unterminated last line idle past the grace period; kept pending",
+                extra={"mnemo.offset": tail.offset, "mnemo.bytes": tail.length},
+            )
+
+    # -- scanning -------------------------------------------------------------------------------
+
+    async def _scan(self) -> list[TranscriptFile]:
+        found = await anyio.to_thread.run_sync(lambda: list(discover(self.roots)))
+        self.state.beat()
+        return found
+
+    async def _mark_missing(self) -> None:
+        present = {str(p) for p in self._files if p.exists()}
+        gone = [str(p) for p in self._files if str(p) not in present]
+        for path in gone:
+            self._files.pop(Path(path), None)
+        if gone:
+            await self.sink.mark_missing(gone)
+            logger.info("%d transcript(s) deleted from disk; their data stays in the database", len(gone))
+
+    def _update_backlog(self) -> None:
+        now = time.time()
+        waiting = 0
+        oldest: float | None = None
+        for progress in self._files.values():
+            if progress.backlog > 0:
+                waiting += progress.backlog
+                if progress.waiting_since is None:
+                    progress.waiting_since = now
+                oldest = progress.waiting_since if oldest is None else min(oldest, progress.waiting_since)
+            else:
+                progress.waiting_since = None
+        self.state.backlog_bytes = waiting
+        self.state.backlog_since = oldest
+
+
+def _is_transcript_event(change: object, path: str) -> bool:
+    return path.endswith(".jsonl")
+
+
+def _split(batch: Batch) -> tuple[Batch, Batch]:
+    """Two batches cut at a line boundary in the middle of ``batch`` (it has at least two entries)."""
+    middle = batch.entries[len(batch.entries) // 2].offset
+    first = replace(
+        batch,
+        end=middle,
+        entries=[e for e in batch.entries if e.offset < middle],
+        bad_lines=[b for b in batch.bad_lines if b.offset < middle],
+    )
+    second = replace(
+        batch,
+        start=middle,
+        entries=[e for e in batch.entries if e.offset >= middle],
+        bad_lines=[b for b in batch.bad_lines if b.offset >= middle],
+    )
+    return first, second
+
+
+def _quarantine_rejected(batch: Batch) -> Batch:
+    """The batch with its single entry moved to the quarantine (PostgreSQL refused its data)."""
+    return replace(batch, entries=[], bad_lines=[*batch.bad_lines, *map(_rejected, batch.entries)])
+
+
+def _rejected(entry: Entry) -> BadLine:
+    return BadLine(
+        entry.offset,
+        entry.end,
+        Quarantine.REJECTED_BY_DB,
+        entry.line,
+        len(entry.line),
+        hashlib.sha256(entry.line).hexdigest(),
+        "PostgreSQL refused the line's data",
+    )

@@ -1,0 +1,60 @@
+"""Every knob of mnemo-otel, read from ``MNEMO_*`` environment variables (``OTEL_*`` belong to the SDK).
+
+Built once by the CLI and passed down; library code never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .transcripts.discovery import default_roots
+
+__all__ = ("HealthSettings", "ImportSettings", "RetrySettings", "Settings", "WatchdogSettings")
+
+MiB = 1024 * 1024
+
+
+class ImportSettings(BaseModel):
+    batch_max_lines: int = Field(5000, gt=0, description="Lines per transaction at most.")
+    batch_max_bytes: int = Field(16 * MiB, gt=0, description="Line bytes per transaction at most.")
+    max_line_bytes: int = Field(64 * MiB, gt=0, description="Longer lines are quarantined as oversize.")
+    tail_grace_seconds: float = Field(
+        120.0, ge=0, description="An unterminated last line idle this long is reported (still pending)."
+    )
+    rescan_interval_seconds: float = Field(
+        30.0, gt=0, description="Full rescan period: the source of truth when file events are missed."
+    )
+
+
+class RetrySettings(BaseModel):
+    initial_seconds: float = Field(0.5, gt=0)
+    max_seconds: float = Field(30.0, gt=0)
+
+
+class HealthSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    stale_after_seconds: float = Field(90.0, gt=0, description="Heartbeat older than this: unhealthy.")
+
+
+class WatchdogSettings(BaseModel):
+    timeout_seconds: float = Field(120.0, gt=0, description="Loop silent this long: dump stacks and exit.")
+
+
+class Settings(BaseSettings):
+    """Configuration. ``MNEMO_DATABASE_URL`` unset means: use the embedded PostgreSQL."""
+
+    model_config = SettingsConfigDict(env_prefix="MNEMO_", env_nested_delimiter="__", extra="ignore")
+
+    database_url: SecretStr | None = None
+    roots: list[Path] = Field(default_factory=lambda: default_roots(os.environ))
+    data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("mnemo-otel"))
+    imports: ImportSettings = Field(default_factory=ImportSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)

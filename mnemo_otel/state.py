@@ -1,0 +1,34 @@
+"""The work loop's vital signs, written by the loop and read by gauges, health checks and the watchdog.
+
+Readers only read: they never touch the database or the disk, so a hung loop shows as stale values,
+which is exactly what the heartbeat alert and the watchdog look for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+__all__ = ("LoopState",)
+
+
+@dataclass
+class LoopState:
+    started_at: float = field(default_factory=time.time)
+    heartbeat: float = field(default_factory=time.time)
+    heartbeat_monotonic: float = field(default_factory=time.monotonic)
+    last_success: float | None = None
+    db_up: bool = False
+    backlog_bytes: int = 0
+    backlog_since: float | None = None
+    last_error: str | None = None
+
+    def beat(self) -> None:
+        """Called by the work loop itself, never by a timer: a stuck loop stops beating."""
+        self.heartbeat = time.time()
+        self.heartbeat_monotonic = time.monotonic()
+
+    def backlog_oldest_age(self, now: float | None = None) -> float:
+        if self.backlog_since is None or self.backlog_bytes <= 0:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - self.backlog_since)

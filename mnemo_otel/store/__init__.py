@@ -1,0 +1,1 @@
+"""PostgreSQL schema and migrations, the ``Sink`` protocol and its asyncpg implementation."""

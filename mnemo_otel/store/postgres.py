@@ -1,0 +1,257 @@
+"""The built-in sink: PostgreSQL through asyncpg.
+
+A batch is one transaction: lock the file's checkpoint row, COPY the lines into a temporary staging
+table, insert them into ``mnemo.entries`` with ``ON CONFLICT DO NOTHING`` (the key decides "stored
+once"), record quarantined lines, fold sessions and exchanges from what was newly stored, and move the
+checkpoint. A crash at any instant leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
+from ..transcripts.parse import BadLine, Entry, entry_metric_type
+from . import _queries as q
+from ._copy import encode_rows
+from ._fold import fold
+from .migrate import apply_migrations
+from .sink import Batch, BatchOutcome, Checkpoint, FileIdentity
+
+__all__ = ("PostgresSink", "translate_errors")
+
+logger = logging.getLogger(__name__)
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Turn driver and socket errors into ours, so callers catch only ``StoreError``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise StoreUnavailable(f"database refused the credentials: {type(exc).__name__}") from exc
+    except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
+        raise BatchRejected(f"database rejected the data: {exc.sqlstate}") from exc
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"database error {exc.sqlstate}: {type(exc).__name__}") from exc
+
+
+class PostgresSink:
+    """Sink writing to PostgreSQL. Create with :meth:`open`; close with :meth:`aclose`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, migrate: bool = True, connect_timeout: float = 10.0) -> PostgresSink:
+        """Connect (and migrate). A malformed URL is a :class:`ConfigError`, not a retry."""
+        try:
+            async with translate_errors():
+                pool = await asyncpg.create_pool(
+                    dsn, min_size=1, max_size=2, timeout=connect_timeout, init=_init_connection
+                )
+        except (ValueError, asyncpg.ClientConfigurationError) as exc:
+            raise ConfigError(f"invalid database URL: {type(exc).__name__}") from exc
+        sink = cls(pool)
+        if migrate:
+            try:
+                await sink.migrate()
+            except BaseException:
+                await sink.aclose()
+                raise
+        return sink
+
+    async def aclose(self) -> None:
+        try:
+            await self._pool.close()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # a pool whose server vanished cannot close cleanly; nothing is lost
+            self._pool.terminate()
+
+    def connection(self) -> AbstractAsyncContextManager[Conn]:
+        """A pooled connection, for maintenance commands."""
+        return self._pool.acquire()
+
+    async def migrate(self) -> None:
+        async with translate_errors(), self._pool.acquire() as conn:
+            await apply_migrations(conn)
+
+    async def ping(self) -> None:
+        async with translate_errors(), self._pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def checkpoint(self, path: str) -> Checkpoint | None:
+        async with translate_errors(), self._pool.acquire() as conn:
+            row = await conn.fetchrow(q.SELECT_CHECKPOINT, path)
+        return None if row is None else _checkpoint(row)
+
+    async def reset(self, path: str, root: str, *, expected_offset: int) -> None:
+        async with translate_errors(), self._pool.acquire() as conn:
+            status = await conn.execute(q.RESET_FILE, path, expected_offset)
+        if status == "UPDATE 0" and expected_offset != 0:
+            raise CheckpointMoved(f"checkpoint moved before reset at {expected_offset}")
+        logger.warning(
+            "transcript truncated or replaced; re-reading it from the start",
+            extra={"offset": expected_offset},
+        )
+
+    async def commit(self, batch: Batch) -> BatchOutcome:
+        async with translate_errors(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(q.ENSURE_FILE, batch.path, batch.root)
+            locked = await conn.fetchrow(q.LOCK_FILE, batch.path)
+            assert locked is not None
+            if locked["committed_offset"] != batch.start:
+                raise CheckpointMoved(
+                    f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
+                )
+            opened = _open_exchange(locked)
+            outcome = BatchOutcome()
+            stored = await self._store_entries(conn, batch, outcome)
+            await self._store_bad_lines(conn, batch, outcome)
+            folded = fold(batch.entries, stored, opened)
+            outcome.exchanges_created = await _upsert_exchanges(conn, batch.path, folded.exchanges)
+            await _upsert_sessions(conn, folded.sessions)
+            await conn.execute(q.CLEAR_TAIL_REPORTS, batch.path, batch.end)
+            session_id, prompt_uuid = folded.open_exchange or (None, None)
+            identity = batch.identity
+            await conn.execute(
+                q.ADVANCE_CHECKPOINT,
+                batch.path,
+                batch.end,
+                identity.device,
+                identity.inode,
+                identity.head_sha256,
+                identity.head_length,
+                session_id,
+                prompt_uuid,
+            )
+        return outcome
+
+    async def _store_entries(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> set[int]:
+        if not batch.entries:
+            return set()
+        payload = encode_rows(_stage_row(i, e) for i, e in enumerate(batch.entries))
+        await conn.copy_to_table("mnemo_stage", source=_once(payload), columns=q.STAGE_COLUMNS, format="text")
+        rows = await conn.fetch(q.INSERT_FROM_STAGE, batch.path, batch.trace_id)
+        first_index: dict[str, int] = {}
+        for index, entry in enumerate(batch.entries):
+            first_index.setdefault(entry.key, index)
+        stored = {first_index[row["key"]] for row in rows}
+        for index in stored:
+            outcome.stored[entry_metric_type(batch.entries[index].entry_type)] += 1
+        outcome.duplicates = len(batch.entries) - len(stored)
+        return stored
+
+    async def _store_bad_lines(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> None:
+        if not batch.bad_lines:
+            return
+        await conn.executemany(
+            q.INSERT_QUARANTINE, [_quarantine_row(batch.path, b, batch.trace_id) for b in batch.bad_lines]
+        )
+        for bad in batch.bad_lines:
+            outcome.quarantined[bad.kind.value] += 1
+
+    async def report_tail(self, path: str, tail: BadLine, trace_id: str | None) -> bool:
+        async with translate_errors(), self._pool.acquire() as conn:
+            status = await conn.execute(q.INSERT_TAIL_REPORT, *_quarantine_row(path, tail, trace_id))
+        return status != "INSERT 0 0"
+
+    async def mark_missing(self, paths: list[str]) -> None:
+        async with translate_errors(), self._pool.acquire() as conn:
+            await conn.execute(q.MARK_MISSING, paths)
+
+    async def tracked_paths(self) -> list[str]:
+        async with translate_errors(), self._pool.acquire() as conn:
+            rows = await conn.fetch(q.TRACKED_PATHS)
+        return [row["path"] for row in rows]
+
+
+async def _once(payload: bytes) -> AsyncIterator[bytes]:
+    """COPY data as an async iterable: asyncpg would take plain bytes for a file path."""
+    yield payload
+
+
+async def _init_connection(conn: Conn) -> None:
+    await conn.execute(q.CREATE_STAGE)
+
+
+def _checkpoint(row: asyncpg.Record) -> Checkpoint:
+    identity = None
+    if row["inode"] is not None:
+        identity = FileIdentity(row["device"], row["inode"], row["head_sha256"] or "", row["head_length"])
+    return Checkpoint(path=row["path"], offset=row["committed_offset"], identity=identity)
+
+
+def _open_exchange(row: asyncpg.Record) -> tuple[str, str] | None:
+    session_id, prompt_uuid = row["open_session_id"], row["open_prompt_uuid"]
+    return (session_id, prompt_uuid) if session_id and prompt_uuid else None
+
+
+def _stage_row(index: int, entry: Entry) -> tuple[Any, ...]:
+    return (
+        index,
+        entry.key,
+        entry.entry_type,
+        entry.uuid,
+        entry.parent_uuid,
+        entry.session_id,
+        entry.timestamp,
+        entry.line,
+        entry.jsonb,
+        entry.offset,
+    )
+
+
+def _quarantine_row(path: str, bad: BadLine, trace_id: str | None) -> tuple[Any, ...]:
+    return (path, bad.offset, bad.kind.value, bad.detail, bad.raw, bad.length, bad.sha256, trace_id)
+
+
+async def _upsert_exchanges(conn: Conn, path: str, exchanges: list[Any]) -> int:
+    if not exchanges:
+        return 0
+    rows = await conn.fetch(
+        q.UPSERT_EXCHANGES,
+        [x.session_id for x in exchanges],
+        [x.prompt_uuid for x in exchanges],
+        [x.prompt_text for x in exchanges],
+        ["\n".join(x.assistant_parts) for x in exchanges],
+        [x.entry_count for x in exchanges],
+        [x.started_at for x in exchanges],
+        [x.last_entry_at for x in exchanges],
+        [x.last_entry_uuid for x in exchanges],
+        path,
+    )
+    return sum(1 for row in rows if row["created"])
+
+
+async def _upsert_sessions(conn: Conn, sessions: list[Any]) -> None:
+    if sessions:
+        await conn.execute(
+            q.UPSERT_SESSIONS,
+            [s.session_id for s in sessions],
+            [s.first_entry_at for s in sessions],
+            [s.last_entry_at for s in sessions],
+            [s.entry_count for s in sessions],
+        )

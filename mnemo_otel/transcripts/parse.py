@@ -1,0 +1,187 @@
+"""Turning one raw line into an entry to store, or a bad line to quarantine.
+
+A bad line is a value, not an exception: quarantine is normal flow, and one bad line must never stop
+the rest of its file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from .reader import OversizeLine, RawLine
+from .turns import Role, classify
+
+__all__ = ("BadLine", "Entry", "Quarantine", "entry_metric_type", "parse_line")
+
+_METRIC_TYPES = frozenset({"user", "assistant", "system", "summary"})
+
+
+class Quarantine(Enum):
+    """Why a line was quarantined (also the ``error.type`` of the quarantine counter)."""
+
+    INVALID_JSON = "invalid_json"
+    GLUED = "glued_lines"
+    NOT_OBJECT = "not_object"
+    INVALID_UTF8 = "invalid_utf8"
+    NUL_BYTES = "nul_bytes"
+    OVERSIZE = "oversize"
+    UNTERMINATED_TAIL = "unterminated_tail"
+    REJECTED_BY_DB = "rejected_by_db"
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    offset: int
+    end: int
+    kind: Quarantine
+    raw: bytes
+    length: int
+    sha256: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A line to store. ``line`` is the exact original (line ending removed).
+
+    ``jsonb`` is set only when PostgreSQL's jsonb cannot take the original (``\\u0000``, lone
+    surrogates, NaN): it is a sanitised copy, and the original is then stored verbatim beside it.
+    """
+
+    offset: int
+    end: int
+    key: str
+    line: bytes
+    entry_type: str
+    uuid: str | None
+    parent_uuid: str | None
+    session_id: str | None
+    timestamp: datetime | None
+    role: Role
+    text: str
+    jsonb: bytes | None
+
+
+def parse_line(raw: RawLine | OversizeLine) -> Entry | BadLine | None:
+    """Classify one line; ``None`` for a blank line (skipped, not quarantined)."""
+    if isinstance(raw, OversizeLine):
+        return BadLine(
+            raw.offset,
+            raw.end,
+            Quarantine.OVERSIZE,
+            raw.sample,
+            raw.length,
+            raw.sha256,
+            "line over the size cap",
+        )
+    data = raw.data[:-1] if raw.data.endswith(b"\r") else raw.data
+    if not data.strip():
+        return None
+    try:
+        obj = orjson.loads(data)
+        hostile = b"\\u0000" in data
+    except orjson.JSONDecodeError:
+        obj = _parse_leniently(raw, data)
+        if isinstance(obj, BadLine):
+            return obj
+        hostile = True
+    if not isinstance(obj, dict):
+        return _bad(raw, data, Quarantine.NOT_OBJECT, f"JSON {type(obj).__name__}, not an object")
+    jsonb = None
+    if hostile:
+        obj = _clean(obj)
+        jsonb = orjson.dumps(obj)
+    return _entry(raw, data, obj, jsonb)
+
+
+def _parse_leniently(raw: RawLine, data: bytes) -> Any | BadLine:
+    """The slow path: tell the kinds of damage apart, and accept JSON that only jsonb would refuse."""
+    if b"\x00" in data:
+        return _bad(raw, data, Quarantine.NUL_BYTES, "NUL bytes in line")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _bad(raw, data, Quarantine.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _bad(raw, data, Quarantine.INVALID_JSON, "nesting too deep")
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            return _bad(raw, data, Quarantine.GLUED, f"extra data at column {exc.colno}")
+        return _bad(raw, data, Quarantine.INVALID_JSON, f"{exc.msg} at column {exc.colno}")
+
+
+def _bad(raw: RawLine, data: bytes, kind: Quarantine, detail: str) -> BadLine:
+    return BadLine(
+        raw.offset, raw.end, kind, raw.data, len(raw.data), hashlib.sha256(data).hexdigest(), detail
+    )
+
+
+def _entry(raw: RawLine, data: bytes, obj: dict[str, Any], jsonb: bytes | None) -> Entry:
+    uuid = _str(obj.get("uuid"))
+    key = uuid or "sha256:" + hashlib.sha256(data).hexdigest()
+    role, text = classify(obj)
+    return Entry(
+        offset=raw.offset,
+        end=raw.end,
+        key=key,
+        line=data,
+        entry_type=_str(obj.get("type")) or "",
+        uuid=uuid,
+        parent_uuid=_str(obj.get("parentUuid")),
+        session_id=_str(obj.get("sessionId")),
+        timestamp=_timestamp(obj.get("timestamp")),
+        role=role,
+        text=text,
+        jsonb=jsonb,
+    )
+
+
+def entry_metric_type(entry_type: str) -> str:
+    """The bounded ``entry.type`` vocabulary for metrics (the raw type is unbounded)."""
+    return entry_type if entry_type in _METRIC_TYPES else "other"
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _clean(value: Any) -> Any:
+    """A copy jsonb accepts: NUL and lone surrogates become U+FFFD, NaN/Infinity become null."""
+    if isinstance(value, str):
+        return _clean_str(value)
+    if isinstance(value, dict):
+        return {_clean_str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _clean_str(value: str) -> str:
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value

@@ -1,0 +1,130 @@
+"""Streaming complete lines out of a growing file, from a byte offset.
+
+Never reads a whole file: it holds at most one chunk plus the line being assembled. A line longer than
+the cap is reported (not truncated silently) and skipped up to its newline. Bytes after the last newline
+are a pending tail: reported by length, never consumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ("HEAD_BYTES", "OversizeLine", "RawLine", "ReadResult", "head_digest", "read_lines")
+
+CHUNK_BYTES = 1 << 20
+HEAD_BYTES = 4096
+OVERSIZE_SAMPLE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """A complete line: ``data`` excludes the line ending; ``end`` is the offset after its ``\\n``."""
+
+    offset: int
+    end: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OversizeLine:
+    """A line over the cap: its first bytes, full length and digest are kept for the quarantine."""
+
+    offset: int
+    end: int
+    sample: bytes
+    length: int
+    sha256: str
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """Where reading stopped: ``end`` is after the last complete line, ``pending`` the tail's size."""
+
+    end: int
+    pending: int = 0
+
+
+def read_lines(
+    path: Path, offset: int, *, max_line_bytes: int, result: ReadResult
+) -> Iterator[RawLine | OversizeLine]:
+    """Yield complete lines from ``offset``; fills ``result`` as it goes (valid once exhausted)."""
+    result.end = offset
+    with path.open("rb") as f:
+        f.seek(offset)
+        yield from _split(f, offset, max_line_bytes, result)
+
+
+def _split(
+    f: BinaryIO, offset: int, max_line_bytes: int, result: ReadResult
+) -> Iterator[RawLine | OversizeLine]:
+    buf = b""
+    buf_offset = offset
+    oversize: _OversizeState | None = None
+    while chunk := f.read(CHUNK_BYTES):
+        if oversize is not None:
+            newline = chunk.find(b"\n")
+            if newline == -1:
+                oversize.feed(chunk)
+                continue
+            oversize.feed(chunk[:newline])
+            line = oversize.finish(end=oversize.offset + oversize.length + 1)
+            yield line
+            result.end = line.end
+            oversize = None
+            buf_offset = line.end
+            chunk = chunk[newline + 1 :]
+        buf = buf + chunk if buf else chunk
+        start = 0
+        while (newline := buf.find(b"\n", start)) != -1:
+            line_end = newline + 1
+            if newline - start > max_line_bytes:
+                yield _oversize_from(buf[start:newline], buf_offset + start)
+            else:
+                yield RawLine(buf_offset + start, buf_offset + line_end, buf[start:newline])
+            start = line_end
+            result.end = buf_offset + start
+        buf = buf[start:]
+        buf_offset += start
+        if len(buf) > max_line_bytes:
+            oversize = _OversizeState(buf_offset)
+            oversize.feed(buf)
+            buf = b""
+    if oversize is not None:
+        result.pending = oversize.length
+    else:
+        result.pending = len(buf)
+
+
+class _OversizeState:
+    """Accumulates the digest of an oversize line without holding it."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.length = 0
+        self.sample = b""
+        self._digest = hashlib.sha256()
+
+    def feed(self, data: bytes) -> None:
+        if len(self.sample) < OVERSIZE_SAMPLE_BYTES:
+            self.sample += data[: OVERSIZE_SAMPLE_BYTES - len(self.sample)]
+        self._digest.update(data)
+        self.length += len(data)
+
+    def finish(self, end: int) -> OversizeLine:
+        return OversizeLine(self.offset, end, self.sample, self.length, self._digest.hexdigest())
+
+
+def _oversize_from(data: bytes, offset: int) -> OversizeLine:
+    state = _OversizeState(offset)
+    state.feed(data)
+    return state.finish(end=offset + len(data) + 1)
+
+
+def head_digest(path: Path, length: int) -> str:
+    """Digest of the first ``length`` bytes (at most HEAD_BYTES): detects a file replaced in place."""
+    with path.open("rb") as f:
+        return hashlib.sha256(f.read(min(length, HEAD_BYTES))).hexdigest()

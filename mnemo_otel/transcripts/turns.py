@@ -1,0 +1,71 @@
+"""Which lines open an exchange (a real user prompt) and which text belongs to it.
+
+Claude Code writes tool results, meta caveats, slash-command echoes and compaction summaries as
+``type: "user"`` lines; counting those as prompts is the bug that split conversations in the previous
+system, so only a human-typed message opens an exchange.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+__all__ = ("Role", "classify")
+
+_PSEUDO_PROMPT_PREFIXES = (
+    "<command-name>",
+    "<command-message>",
+    "<command-args>",
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<bash-input>",
+    "<bash-stdout>",
+    "<bash-stderr>",
+    "<system-reminder>",
+    "[Request interrupted by user",
+    "Caveat: The messages below were generated",
+)
+
+
+class Role(Enum):
+    PROMPT = "prompt"
+    ASSISTANT = "assistant"
+    OTHER = "other"
+
+
+def classify(obj: dict[str, Any]) -> tuple[Role, str]:
+    """Return the line's role in an exchange and the human-readable text it contributes."""
+    kind = obj.get("type")
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        return Role.OTHER, ""
+    content = message.get("content")
+    if kind == "assistant":
+        return Role.ASSISTANT, _text_blocks(content)
+    if kind != "user" or obj.get("isMeta") or obj.get("isCompactSummary"):
+        return Role.OTHER, ""
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+            return Role.OTHER, ""
+        text = _text_blocks(content)
+    else:
+        return Role.OTHER, ""
+    stripped = text.lstrip()
+    if not stripped or stripped.startswith(_PSEUDO_PROMPT_PREFIXES):
+        return Role.OTHER, ""
+    return Role.PROMPT, text
+
+
+def _text_blocks(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts = [
+        b["text"]
+        for b in content
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+    ]
+    return "\n".join(parts)

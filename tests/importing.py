@@ -1,0 +1,59 @@
+"""Helpers for tests that import into a real database and look at the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from mnemo_otel.importer import Importer, ImportSummary
+from mnemo_otel.settings import ImportSettings, RetrySettings
+from mnemo_otel.store.sink import Sink
+from mnemo_otel.synthetic import line
+
+FAST_RETRY = RetrySettings(initial_seconds=0.05, max_seconds=0.5)
+
+
+def importer(sink: Sink, root: Path, **settings: Any) -> Importer:
+    return Importer(sink, roots=[root], settings=ImportSettings(**settings), retry=FAST_RETRY, retry_for=30)
+
+
+async def import_once(sink: Sink, root: Path, **settings: Any) -> ImportSummary:
+    return await importer(sink, root, **settings).import_once()
+
+
+async def stored_keys(db: asyncpg.Connection) -> set[str]:
+    return {row["key"] for row in await db.fetch("SELECT key FROM mnemo.entries")}
+
+
+async def quarantine(db: asyncpg.Connection) -> list[tuple[str, int, str, bytes]]:
+    rows = await db.fetch(
+        "SELECT source_path, source_offset, error_kind, raw FROM mnemo.quarantine ORDER BY source_path, source_offset"
+    )
+    return [(r["source_path"], r["source_offset"], r["error_kind"], bytes(r["raw"])) for r in rows]
+
+
+async def checkpoint(db: asyncpg.Connection, path: Path) -> int | None:
+    value: int | None = await db.fetchval(
+        "SELECT committed_offset FROM mnemo.files WHERE path = $1", str(path)
+    )
+    return value
+
+
+def entry(uuid: str, session: str = "s1", kind: str = "user", text: str = "hello", **extra: Any) -> bytes:
+    message: dict[str, Any]
+    if kind == "assistant":
+        message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
+    else:
+        message = {"role": "user", "content": text}
+    return line(
+        {
+            "type": kind,
+            "uuid": uuid,
+            "sessionId": session,
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "message": message,
+            **extra,
+        }
+    )

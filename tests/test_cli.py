@@ -1,0 +1,136 @@
+"""The console script as a user runs it: exit codes, one-line errors, JSON summary, graceful stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from .importing import entry
+from .postgres_server import free_port
+
+CLI = [sys.executable, "-m", "mnemo_otel"]
+
+
+def _cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False
+    )
+
+
+def _count(database_url: str, sql: str) -> int:
+    import anyio
+
+    async def query() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            value: int = await conn.fetchval(sql)
+            return value
+        finally:
+            await conn.close()
+
+    return anyio.run(query)
+
+
+class TestImportCommand:
+    def test_import__prints_a_json_summary_and_exits_zero(self, database_url: str, transcripts: Path) -> None:
+        (transcripts / "s.jsonl").write_bytes(entry("a") + b"{bad\n" + entry("a") + entry("b")[:-3])
+        result = _cli("import", "--json", str(transcripts), env={"MNEMO_DATABASE_URL": database_url})
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["entries_stored"] == 1
+        assert summary["duplicates"] == 1
+        assert summary["quarantined"] == 1
+        assert summary["files"] == 1
+        assert summary["pending_bytes"] == len(entry("b")) - 3
+        assert _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1
+
+    def test_import__uses_the_embedded_postgres_when_no_url_is_set(
+        self, tmp_path: Path, transcripts: Path
+    ) -> None:
+        (transcripts / "s.jsonl").write_bytes(entry("a") + entry("b"))
+        env = {"MNEMO_DATA_DIR": str(tmp_path / "data")}
+        first = _cli("import", "--json", str(transcripts), env=env)
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["entries_stored"] == 2
+        again = _cli("import", "--json", str(transcripts), env=env)
+        assert json.loads(again.stdout)["entries_stored"] == 0  # same embedded database, data kept
+        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+
+    def test_import__bad_database_url_is_a_one_line_error_without_the_secret(self, transcripts: Path) -> None:
+        result = _cli(
+            "import",
+            str(transcripts),
+            env={"MNEMO_DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:notaport/x"},
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("mnemo-otel: error: invalid database URL")
+        assert "hunter2" not in result.stderr + result.stdout
+
+    def test_import__unreachable_database_exits_3(self, transcripts: Path) -> None:
+        url = f"postgresql://u:hunter2@127.0.0.1:{free_port()}/x"
+        result = _cli("import", str(transcripts), env={"MNEMO_DATABASE_URL": url})
+        assert result.returncode == 3
+        assert result.stderr.strip().splitlines()[-1].startswith("mnemo-otel: error: database unavailable")
+        assert "hunter2" not in result.stderr
+
+    def test_import__unreadable_path_exits_4(self, database_url: str, tmp_path: Path) -> None:
+        result = _cli("import", str(tmp_path / "missing"), env={"MNEMO_DATABASE_URL": database_url})
+        assert result.returncode == 4
+        assert "no such file or directory" in result.stderr
+
+
+class TestDbMigrateCommand:
+    def test_db_migrate__is_idempotent(self, database_url: str) -> None:
+        for _ in range(2):
+            result = _cli("db", "migrate", env={"MNEMO_DATABASE_URL": database_url})
+            assert result.returncode == 0, result.stderr
+        assert _count(database_url, "SELECT count(*) FROM mnemo.schema_migrations") >= 1
+
+
+class TestRunCommand:
+    @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+    def test_run__imports_appended_lines_and_stops_cleanly_on_signal(
+        self, database_url: str, transcripts: Path, stop_signal: signal.Signals
+    ) -> None:
+        path = transcripts / "s.jsonl"
+        path.write_bytes(entry("a"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+        env.update({"MNEMO_DATABASE_URL": database_url, "MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS": "30"})
+        log = transcripts.parent / "daemon.log"
+        with log.open("w") as stderr:
+            proc = subprocess.Popen([*CLI, "run", str(transcripts)], env=env, stderr=stderr)
+        try:
+            _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1)
+            with path.open("ab") as f:
+                f.write(entry("b"))
+            # well before the 30 s rescan: the file watcher woke the loop
+            _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 2, timeout=15)
+            proc.send_signal(stop_signal)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert "importer stopped" in log.read_text()
+
+
+def _wait_for(condition: object, timeout: float = 30) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
