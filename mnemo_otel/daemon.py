@@ -16,9 +16,13 @@ import anyio.abc
 import anyio.to_thread
 
 from .embedded import start_embedded_postgres
+from .health import HealthServer
 from .importer import Importer, ImportSummary
 from .settings import Settings
+from .state import LoopState
 from .store.postgres import PostgresSink
+from .telemetry.instruments import ImportTelemetry
+from .watchdog import Watchdog
 
 __all__ = ("import_now", "migrate_only", "open_sink", "run_daemon")
 
@@ -49,8 +53,15 @@ async def migrate_only(settings: Settings) -> int:
 
 async def import_now(settings: Settings, roots: Sequence[Path], show_progress: bool) -> ImportSummary:
     sink = await open_sink(settings)
+    state = LoopState()
     importer = Importer(
-        sink, roots=roots, settings=settings.imports, retry=settings.retry, retry_for=ONE_SHOT_RETRY_SECONDS
+        sink,
+        roots=roots,
+        settings=settings.imports,
+        retry=settings.retry,
+        retry_for=ONE_SHOT_RETRY_SECONDS,
+        observer=ImportTelemetry(state, volumes=_volumes(settings, roots)),
+        state=state,
     )
     try:
         if not show_progress:
@@ -68,18 +79,45 @@ async def import_now(settings: Settings, roots: Sequence[Path], show_progress: b
 
 
 async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
-    """Run until SIGTERM/SIGINT; the batch in flight is finished or rolled back, then exit 0."""
+    """Run until SIGTERM/SIGINT; the batch in flight is finished or rolled back, then exit 0.
+
+    Liveness comes with it: gauges read the loop state, the health endpoint serves it, and the
+    watchdog thread exits the process if the loop stops beating.
+    """
+    state = LoopState()
+    health = HealthServer(state, settings.health)
+    health.start()
     sink = await open_sink(settings)
-    importer = Importer(sink, roots=roots, settings=settings.imports, retry=settings.retry)
+    importer = Importer(
+        sink,
+        roots=roots,
+        settings=settings.imports,
+        retry=settings.retry,
+        observer=ImportTelemetry(state, volumes=_volumes(settings, roots)),
+        state=state,
+    )
+    watchdog = Watchdog(state, settings.watchdog.timeout_seconds)
+    watchdog.start()
     logger.info("importer started", extra={"mnemo.roots": len(roots)})
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
             await importer.run()
     finally:
+        watchdog.stop()
+        health.stop()
         with anyio.CancelScope(shield=True):
             await sink.aclose()
         logger.info("importer stopped")
+
+
+def _volumes(settings: Settings, roots: Sequence[Path]) -> dict[str, Path]:
+    """The volumes whose free space matters: the first existing transcript root, and our data."""
+    volumes = {"data": settings.data_dir if settings.data_dir.exists() else settings.data_dir.parent}
+    watched = next((root for root in roots if root.exists()), None)
+    if watched is not None:
+        volumes["watched"] = watched
+    return volumes
 
 
 async def _cancel_on_signal(scope: anyio.CancelScope) -> None:

@@ -23,7 +23,7 @@ from watchfiles import awatch
 
 from ._batches import FileRead, changed_under_checkpoint, read_batch, read_tail
 from .errors import BatchRejected, CheckpointMoved, MnemoError, SourceError, StoreError, StoreUnavailable
-from .observer import ImportObserver, NullObserver
+from .observer import FileImportSpan, ImportObserver, NullObserver
 from .settings import ImportSettings, RetrySettings
 from .state import LoopState
 from .store.sink import Batch, BatchOutcome, Sink
@@ -142,9 +142,15 @@ class Importer:
                 self._changed = anyio.Event()
                 await self.import_once(report_tails=True, tolerate_source_errors=True)
                 await self._mark_missing()
-                self.state.beat()
-                with anyio.move_on_after(self.settings.rescan_interval_seconds):
-                    await self._changed.wait()
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for a file event or the next rescan, beating as the loop's own idle work."""
+        deadline = anyio.current_time() + self.settings.rescan_interval_seconds
+        while not self._changed.is_set() and anyio.current_time() < deadline:
+            self.state.beat()
+            with anyio.move_on_after(min(self.settings.idle_beat_seconds, deadline - anyio.current_time())):
+                await self._changed.wait()
 
     async def _watch(self) -> None:
         """Wake the loop on file events; the periodic rescan stays the source of truth."""
@@ -187,40 +193,56 @@ class Importer:
     async def _import_file(self, transcript: TranscriptFile, *, report_tails: bool) -> BatchOutcome:
         path = transcript.path
         progress = self._files.setdefault(path, _FileProgress())
-        outcome = BatchOutcome()
         try:
             stat = await anyio.to_thread.run_sync(path.stat)
         except FileNotFoundError:
-            return outcome
+            return BatchOutcome()
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
         progress.size, progress.mtime = stat.st_size, stat.st_mtime
         if progress.committed is not None and progress.committed + progress.pending == stat.st_size:
             await self._maybe_report_tail(transcript, progress, report_tails)
-            return outcome
-        offset = await self._resume_offset(transcript, stat)
-        progress.committed = offset
+            return BatchOutcome()  # nothing new: no trace for an idle file
+        with self.observer.file_import(transcript) as span:
+            outcome = await self._import_delta(transcript, stat, progress, span)
+        await self._maybe_report_tail(transcript, progress, report_tails)
+        return outcome
+
+    async def _import_delta(
+        self, transcript: TranscriptFile, stat: os.stat_result, progress: _FileProgress, span: FileImportSpan
+    ) -> BatchOutcome:
+        """Read and commit batches from the checkpoint to the last complete line."""
+        outcome = BatchOutcome()
+        offset = progress.committed = await self._resume_offset(transcript, stat)
         while True:
-            try:
-                read = await anyio.to_thread.run_sync(read_batch, path, offset, self.settings)
-            except FileNotFoundError:
+            with span.child("mnemo.read"):
+                read = await self._read(transcript.path, offset)
+            if read is None:
                 return outcome
-            except OSError as exc:
-                raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
             if read.end > offset:
                 try:
-                    outcome.add(await self._commit(transcript, read))
+                    with span.child("mnemo.write"):
+                        committed = await self._commit(transcript, read, span.trace_id)
                 except CheckpointMoved:
                     logger.info("another importer advanced this file; resuming from its checkpoint")
                     offset = progress.committed = await self._resume_offset(transcript, stat)
                     continue
+                span.add_batch(read, committed)
+                outcome.add(committed)
                 offset = progress.committed = read.end
                 progress.waiting_since = None
             self.state.beat()
             if read.exhausted:
                 progress.pending = read.pending
-                await self._maybe_report_tail(transcript, progress, report_tails)
                 return outcome
+
+    async def _read(self, path: Path, offset: int) -> FileRead | None:
+        try:
+            return await anyio.to_thread.run_sync(read_batch, path, offset, self.settings)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
 
     async def _resume_offset(self, transcript: TranscriptFile, stat: os.stat_result) -> int:
         checkpoint = await self.sink.checkpoint(str(transcript.path))
@@ -238,7 +260,7 @@ class Importer:
         await self.sink.reset(str(transcript.path), str(transcript.root), expected_offset=checkpoint.offset)
         return 0
 
-    async def _commit(self, transcript: TranscriptFile, read: FileRead) -> BatchOutcome:
+    async def _commit(self, transcript: TranscriptFile, read: FileRead, trace_id: str | None) -> BatchOutcome:
         """Commit one batch; a batch PostgreSQL refuses is split until the offending line is isolated."""
         batch = Batch(
             path=str(transcript.path),
@@ -248,17 +270,15 @@ class Importer:
             end=read.end,
             entries=read.entries,
             bad_lines=read.bad_lines,
+            trace_id=trace_id,
         )
         started = time.perf_counter()
-        with self.observer.import_span(transcript, read) as span:
-            batch = replace(batch, trace_id=span.trace_id)
-            # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
-            with anyio.CancelScope(shield=True) as scope:
-                scope.deadline = anyio.current_time() + COMMIT_GRACE_SECONDS
-                outcome = await self._commit_splitting(batch)
-            if scope.cancelled_caught:
-                raise StoreUnavailable("batch commit did not finish in time; rolled back")
-            span.finish(outcome)
+        # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + COMMIT_GRACE_SECONDS
+            outcome = await self._commit_splitting(batch)
+        if scope.cancelled_caught:
+            raise StoreUnavailable("batch commit did not finish in time; rolled back")
         self.state.db_up = True
         self.state.last_success = time.time()
         self.observer.committed(transcript, read, outcome, time.perf_counter() - started)

@@ -1,33 +1,35 @@
 """What the import loop reports as it works: a narrow seam between the loop and telemetry.
 
-The loop calls these hooks; ``telemetry.instruments`` implements them with the OpenTelemetry API. The
-null observer lets the library run (and be tested) with no telemetry at all.
+The loop calls these hooks; ``telemetry.instruments.ImportTelemetry`` implements them with the
+OpenTelemetry API. The null observer lets the library run, and be tested, with no telemetry at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager as contextlib_cm
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._batches import FileRead
     from .store.sink import BatchOutcome
     from .transcripts.discovery import TranscriptFile
 
-__all__ = ("ImportObserver", "ImportSpan", "NullObserver")
+__all__ = ("FileImportSpan", "ImportObserver", "NullObserver")
 
 
-class ImportSpan(Protocol):
-    @property
-    def trace_id(self) -> str | None: ...
+class FileImportSpan(Protocol):
+    """The trace of one file delta; ``trace_id`` (hex) is stored on the rows it writes."""
 
-    def finish(self, outcome: BatchOutcome) -> None: ...
+    trace_id: str | None
+
+    def child(self, name: str) -> AbstractContextManager[Any]: ...
+
+    def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None: ...
 
 
 class ImportObserver(Protocol):
-    def import_span(self, transcript: TranscriptFile, read: FileRead) -> contextlib_cm[ImportSpan]: ...
+    def file_import(self, transcript: TranscriptFile) -> AbstractContextManager[FileImportSpan]: ...
 
     def committed(
         self, transcript: TranscriptFile, read: FileRead, outcome: BatchOutcome, seconds: float
@@ -41,13 +43,16 @@ class ImportObserver(Protocol):
 class _NullSpan:
     trace_id: str | None = None
 
-    def finish(self, outcome: BatchOutcome) -> None:
+    def child(self, name: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None:
         return None
 
 
 class NullObserver:
     @contextmanager
-    def import_span(self, transcript: TranscriptFile, read: FileRead) -> Iterator[ImportSpan]:
+    def file_import(self, transcript: TranscriptFile) -> Iterator[FileImportSpan]:
         yield _NullSpan()
 
     def committed(

@@ -29,6 +29,7 @@ class ImportSettings(BaseModel):
     rescan_interval_seconds: float = Field(
         30.0, gt=0, description="Full rescan period: the source of truth when file events are missed."
     )
+    idle_beat_seconds: float = Field(5.0, gt=0, description="Heartbeat period of the idle loop.")
 
 
 class RetrySettings(BaseModel):

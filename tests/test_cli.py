@@ -23,6 +23,7 @@ def _cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+    full_env["OTEL_SDK_DISABLED"] = "true"  # the telemetry tests cover exporting
     full_env.update(env or {})
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False
@@ -75,7 +76,7 @@ class TestImportCommand:
             env={"MNEMO_DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:notaport/x"},
         )
         assert result.returncode == 2
-        assert result.stderr.startswith("mnemo-otel: error: invalid database URL")
+        assert result.stderr.strip().splitlines()[-1].startswith("mnemo-otel: error: invalid database URL")
         assert "hunter2" not in result.stderr + result.stdout
 
     def test_import__unreachable_database_exits_3(self, transcripts: Path) -> None:
@@ -107,10 +108,17 @@ class TestRunCommand:
         path = transcripts / "s.jsonl"
         path.write_bytes(entry("a"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
-        env.update({"MNEMO_DATABASE_URL": database_url, "MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS": "30"})
+        env.update(
+            {
+                "MNEMO_DATABASE_URL": database_url,
+                "MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS": "30",
+                "MNEMO_HEALTH__PORT": "0",
+                "OTEL_SDK_DISABLED": "true",
+            }
+        )
         log = transcripts.parent / "daemon.log"
         with log.open("w") as stderr:
-            proc = subprocess.Popen([*CLI, "run", str(transcripts)], env=env, stderr=stderr)
+            proc = subprocess.Popen([*CLI, "run", str(transcripts)], env=env, stdout=stderr, stderr=subprocess.STDOUT)
         try:
             _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1)
             with path.open("ab") as f:

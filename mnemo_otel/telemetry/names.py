@@ -164,6 +164,12 @@ PROCESS_OPEN_FDS: Final = _metric(
     MetricKind.GAUGE,
     "Open file descriptors of the importer process.",
 )
+PROCESS_UPTIME: Final = _metric(
+    "process.uptime",
+    "s",
+    MetricKind.GAUGE,
+    "Seconds since the importer process started (semantic-conventions name).",
+)
 FILESYSTEM_UTILIZATION: Final = _metric(
     "system.filesystem.utilization",
     "1",
@@ -193,6 +199,7 @@ METRICS: Final[tuple[MetricName, ...]] = (
     PROCESS_MEMORY,
     PROCESS_CPU_TIME,
     PROCESS_OPEN_FDS,
+    PROCESS_UPTIME,
     FILESYSTEM_UTILIZATION,
     FILESYSTEM_FREE,
 )

