@@ -205,6 +205,14 @@ class Importer:
             return BatchOutcome()  # nothing new: no trace for an idle file
         with self.observer.file_import(transcript) as span:
             outcome = await self._import_delta(transcript, stat, progress, span)
+            if outcome.stored or outcome.quarantined:  # logged inside the span: the line carries its trace id
+                logger.info(
+                    "imported %d entries, %d duplicates, %d quarantined",
+                    sum(outcome.stored.values()),
+                    outcome.duplicates,
+                    sum(outcome.quarantined.values()),
+                    extra={"mnemo.transcript.path": transcript.relative_path},
+                )
         await self._maybe_report_tail(transcript, progress, report_tails)
         return outcome
 

@@ -118,7 +118,9 @@ class TestRunCommand:
         )
         log = transcripts.parent / "daemon.log"
         with log.open("w") as stderr:
-            proc = subprocess.Popen([*CLI, "run", str(transcripts)], env=env, stdout=stderr, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [*CLI, "run", str(transcripts)], env=env, stdout=stderr, stderr=subprocess.STDOUT
+            )
         try:
             _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1)
             with path.open("ab") as f:

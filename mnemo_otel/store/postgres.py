@@ -28,7 +28,6 @@ from .sink import Batch, BatchOutcome, Checkpoint, FileIdentity
 __all__ = ("PostgresSink", "translate_errors")
 
 logger = logging.getLogger(__name__)
-_tracer = trace.get_tracer("mnemo_otel", __version__)
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
@@ -64,11 +63,19 @@ async def translate_errors() -> AsyncIterator[None]:
 class PostgresSink:
     """Sink writing to PostgreSQL. Create with :meth:`open`; close with :meth:`aclose`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._pool = pool
+        self._tracer = trace.get_tracer("mnemo_otel", __version__, tracer_provider)
 
     @classmethod
-    async def open(cls, dsn: str, *, migrate: bool = True, connect_timeout: float = 10.0) -> PostgresSink:
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        migrate: bool = True,
+        connect_timeout: float = 10.0,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> PostgresSink:
         """Connect (and migrate). A malformed URL is a :class:`ConfigError`, not a retry."""
         try:
             async with translate_errors():
@@ -77,7 +84,7 @@ class PostgresSink:
                 )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid database URL: {type(exc).__name__}") from exc
-        sink = cls(pool)
+        sink = cls(pool, tracer_provider=tracer_provider)
         if migrate:
             try:
                 await sink.migrate()
@@ -157,7 +164,7 @@ class PostgresSink:
             return set()
         payload = encode_rows(_stage_row(i, e) for i, e in enumerate(batch.entries))
         # The asyncpg instrumentation does not see COPY: give it a span of its own (sizes only).
-        with _tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             "COPY mnemo_stage",
             kind=trace.SpanKind.CLIENT,
             attributes={

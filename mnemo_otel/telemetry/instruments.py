@@ -139,6 +139,10 @@ class ImportTelemetry:
         # Zero-valued series from the start: "no failures yet" must be a 0, not an absent series.
         self._failures.add(0, {names.ATTR_ERROR_TYPE: "db_unavailable"})
         self._quarantined.add(0, {names.ATTR_ERROR_TYPE: "invalid_json"})
+        self._duplicates.add(0)
+        self._exchanges.add(0)
+        for entry_type in ("user", "assistant", "system", "summary", "other"):
+            self._entries.add(0, {names.ATTR_ENTRY_TYPE: entry_type})
 
     # -- the observer hooks ----------------------------------------------------------------------
 

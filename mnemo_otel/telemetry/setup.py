@@ -70,7 +70,10 @@ class Telemetry:
 
 
 def configure_telemetry(
-    environ: Mapping[str, str] | None = None, *, log_level: int = logging.INFO, log_stream: TextIO | None = None
+    environ: Mapping[str, str] | None = None,
+    *,
+    log_level: int = logging.INFO,
+    log_stream: TextIO | None = None,
 ) -> Telemetry:
     """Install the SDK globally from the environment; with ``OTEL_SDK_DISABLED=true`` only local logging.
 

@@ -1,0 +1,140 @@
+"""The instruments against the SDK's in-memory reader and exporter, driven by a real import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from mnemo_otel.importer import Importer
+from mnemo_otel.settings import ImportSettings
+from mnemo_otel.state import LoopState
+from mnemo_otel.store.postgres import PostgresSink
+from mnemo_otel.telemetry import names
+from mnemo_otel.telemetry.instruments import ImportTelemetry
+
+from ..importing import FAST_RETRY, entry
+
+pytestmark = pytest.mark.anyio
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.reader = InMemoryMetricReader()
+        self.meters = MeterProvider(metric_readers=[self.reader])
+        self.spans = InMemorySpanExporter()
+        self.tracers = TracerProvider()
+        self.tracers.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.state = LoopState()
+
+    def telemetry(self, volumes: dict[str, Path]) -> ImportTelemetry:
+        return ImportTelemetry(
+            self.state, volumes=volumes, meter_provider=self.meters, tracer_provider=self.tracers
+        )
+
+    def points(self) -> dict[str, list[Any]]:
+        data = self.reader.get_metrics_data()
+        assert isinstance(data, MetricsData)
+        found: dict[str, list[Any]] = {}
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    found.setdefault(metric.name, []).extend(metric.data.data_points)
+                    found.setdefault(f"{metric.name}#unit", []).append(metric.unit)
+                    found.setdefault(f"{metric.name}#kind", []).append(type(metric.data).__name__)
+        return found
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    yield h
+    h.meters.shutdown()
+    h.tracers.shutdown()
+
+
+async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
+    harness: Harness, sink: PostgresSink, transcripts: Path, tmp_path: Path
+) -> None:
+    (transcripts / "s.jsonl").write_bytes(
+        entry("p", text="q") + entry("a", kind="assistant") + b"{bad\n" + entry("p")
+    )
+    telemetry = harness.telemetry({"watched": transcripts, "data": tmp_path})
+    importer = Importer(sink, roots=[transcripts], retry=FAST_RETRY, observer=telemetry, state=harness.state)
+    await importer.import_once()
+    points = harness.points()
+    kinds = {
+        names.MetricKind.GAUGE: "Gauge",
+        names.MetricKind.COUNTER: "Sum",
+        names.MetricKind.HISTOGRAM: "Histogram",
+    }
+    for metric in names.METRICS:
+        if metric is names.IMPORT_FAILURES:
+            assert points[metric.name][0].value == 0  # present as a zero before the first failure
+        assert metric.name in points, metric.name
+        assert points[f"{metric.name}#unit"] == [metric.unit], metric.name
+        assert points[f"{metric.name}#kind"] == [kinds[metric.kind]], metric.name
+    by_type = {p.attributes[names.ATTR_ENTRY_TYPE]: p.value for p in points[names.ENTRIES_IMPORTED.name]}
+    assert by_type == {"user": 1, "assistant": 1, "system": 0, "summary": 0, "other": 0}
+    assert [p.value for p in points[names.DUPLICATES.name]] == [1]
+    quarantined = {p.attributes[names.ATTR_ERROR_TYPE]: p.value for p in points[names.QUARANTINED.name]}
+    assert quarantined["invalid_json"] == 1
+    assert [p.value for p in points[names.EXCHANGES_IMPORTED.name]] == [1]
+    assert points[names.IMPORT_DURATION.name][0].count == 1
+    volumes = {p.attributes[names.ATTR_VOLUME] for p in points[names.FILESYSTEM_FREE.name]}
+    assert volumes == {"watched", "data"}
+
+
+async def test_instruments__heartbeat_reads_the_loop_state_and_freezes_when_the_loop_stops(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.telemetry({})
+    harness.state.heartbeat = 1000.0
+    assert harness.points()[names.HEARTBEAT.name][0].value == 1000.0
+    harness.state.beat()
+    assert harness.points()[names.HEARTBEAT.name][0].value > 1000.0
+    frozen = harness.points()[names.HEARTBEAT.name][0].value
+    assert harness.points()[names.HEARTBEAT.name][0].value == frozen  # exports go on, the value does not move
+
+
+async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_on_rows(
+    harness: Harness, database_url: str, db: asyncpg.Connection, transcripts: Path, tmp_path: Path
+) -> None:
+    sink = await PostgresSink.open(database_url, tracer_provider=harness.tracers)
+    path = transcripts / "s.jsonl"
+    path.write_bytes(entry("a", session="sess-42") + entry("b", session="sess-42"))
+    telemetry = harness.telemetry({})
+    importer = Importer(
+        sink,
+        roots=[transcripts],
+        settings=ImportSettings(batch_max_lines=1),
+        retry=FAST_RETRY,
+        observer=telemetry,
+        state=harness.state,
+    )
+    await importer.import_once()
+    await importer.import_once()  # idle pass: no new trace
+    await sink.aclose()
+
+    spans = harness.spans.get_finished_spans()
+    roots = [s for s in spans if s.name == names.SPAN_IMPORT]
+    assert len(roots) == 1
+    root = roots[0]
+    assert root.attributes is not None
+    assert root.attributes[names.ATTR_SESSION_ID] == "sess-42"
+    assert root.attributes[names.ATTR_TRANSCRIPT_PATH] == "s.jsonl"
+    assert root.attributes["mnemo.offset.end"] == path.stat().st_size
+    assert root.attributes["mnemo.batches"] == 2
+    trace_id = format(root.context.trace_id, "032x")
+    children = {s.name for s in spans if s.context.trace_id == root.context.trace_id and s is not root}
+    assert {"mnemo.read", "mnemo.write", "COPY mnemo_stage"} <= children
+    stored = {r["import_trace_id"] for r in await db.fetch("SELECT import_trace_id FROM mnemo.entries")}
+    assert stored == {trace_id}
