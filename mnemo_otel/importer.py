@@ -115,6 +115,8 @@ class Importer:
         """
         summary = ImportSummary()
         files = await self._scan()
+        await anyio.to_thread.run_sync(self._measure, files)
+        self._update_backlog()
         for done, transcript in enumerate(files, start=1):
             try:
                 outcome = await self._import_with_retry(transcript, report_tails=report_tails)
@@ -126,6 +128,7 @@ class Importer:
                 continue
             summary.files += 1
             summary.outcome.add(outcome)
+            self._update_backlog()
             if progress is not None:
                 progress(done, len(files))
         summary.pending_bytes = sum(p.pending for p in self._files.values())
@@ -335,6 +338,16 @@ class Importer:
         if gone:
             await self.sink.mark_missing(gone)
             logger.info("%d transcript(s) deleted from disk; their data stays in the database", len(gone))
+
+    def _measure(self, files: list[TranscriptFile]) -> None:
+        """Sizes of every file before importing, so the backlog is known even if importing stalls."""
+        for transcript in files:
+            try:
+                stat = transcript.path.stat()
+            except OSError:
+                continue
+            progress = self._files.setdefault(transcript.path, _FileProgress())
+            progress.size, progress.mtime = stat.st_size, stat.st_mtime
 
     def _update_backlog(self) -> None:
         now = time.time()

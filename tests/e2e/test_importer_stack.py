@@ -1,0 +1,194 @@
+"""End to end on 127.0.0.1: importer daemon -> built collector (shipped config) -> Prometheus, with OTLP
+sinks standing in for Tempo and Loki; then the collector and the database go away and come back, and
+the shipped alert queries are evaluated against what Prometheus really holds."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from mnemo_otel.grafana.spec import RULES, AlertSpec
+from mnemo_otel.telemetry import names
+from mnemo_otel.telemetry.names import MetricKind
+
+from ..importing import entry
+from ..postgres_server import PostgresServer
+from ..support import free_port, wait_for
+from ..support.collector import Collector, running_collector
+from ..support.otlp_sink import OtlpSink, running_sink
+from ..support.prometheus import Prometheus, running_prometheus
+from ..telemetry.daemon import daemon_env, running_daemon
+
+pytestmark = pytest.mark.e2e
+
+HOST = socket.gethostname()
+JOB = f"{names.SERVICE_NAMESPACE}/{names.SERVICE_NAME_DEFAULT}"
+
+
+@dataclass
+class Stack:
+    prometheus: Prometheus
+    tempo: OtlpSink
+    loki: OtlpSink
+    collector: Collector
+    postgres: PostgresServer
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    metrics_port = free_port()
+    postgres = PostgresServer()
+    postgres.start()
+    try:
+        with (
+            running_sink() as tempo,
+            running_sink() as loki,
+            running_prometheus(
+                tmp_path / "prometheus",
+                scrape_targets={"otelcol": [f"127.0.0.1:{metrics_port}"]},
+                scrape_interval="1s",
+            ) as prometheus,
+            running_collector(
+                tmp_path,
+                remote_write_url=prometheus.remote_write_url,
+                tempo_url=tempo.url,
+                loki_url=f"{loki.url}/otlp",
+                metrics_port=metrics_port,
+            ) as collector,
+        ):
+            yield Stack(prometheus, tempo, loki, collector, postgres)
+    finally:
+        postgres.destroy()
+
+
+def _rule(uid: str) -> AlertSpec:
+    return next(rule for rule in RULES if rule.uid == uid)
+
+
+def _value(prometheus: Prometheus, promql: str, at: float | None = None) -> float:
+    samples = prometheus.query(promql, at=at)
+    assert len(samples) == 1, samples
+    return float(samples[0]["value"][1])
+
+
+def _firing(prometheus: Prometheus, rule: AlertSpec, at: float | None = None) -> bool:
+    return bool(prometheus.query(rule.condition, at=at))
+
+
+def _rows(dsn: str) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            value: int = await conn.fetchval("SELECT count(*) FROM mnemo.entries")
+            return value
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(count())
+    except (OSError, asyncpg.PostgresError):
+        return -1
+
+
+def _append(path: Path, keys: range) -> None:
+    with path.open("ab") as f:
+        for i in keys:
+            f.write(entry(f"k{i}", text=f"line {i}"))
+
+
+def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_outages(
+    stack: Stack, transcripts: Path, tmp_path: Path
+) -> None:
+    prom = stack.prometheus
+    dsn = stack.postgres.dsn()
+    path = transcripts / "s.jsonl"
+    _append(path, range(20))
+    env = daemon_env(
+        dsn,
+        stack.collector.otlp_http_url,
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        OTEL_EXPORTER_OTLP_TIMEOUT="2",
+        MNEMO_IMPORTS__IDLE_BEAT_SECONDS="0.5",
+        MNEMO_RETRY__INITIAL_SECONDS="0.2",
+        MNEMO_RETRY__MAX_SECONDS="1",
+    )
+    log = tmp_path / "daemon.log"
+    with running_daemon(transcripts, env, log) as daemon:
+        entries = f"sum({names.ENTRIES_IMPORTED.prometheus})"
+        wait_for(
+            lambda: prom.query(entries) and _value(prom, entries) == 20,
+            timeout=60,
+            what="20 entries in Prometheus",
+        )
+
+        # Every contract metric, under its translated name, with the resource labels.
+        for metric in names.METRICS:
+            series = (
+                f"{metric.prometheus}_count" if metric.kind is MetricKind.HISTOGRAM else metric.prometheus
+            )
+            found = prom.wait_for_query(series, what=series)
+            labels = found[0]["metric"]
+            assert labels["job"] == JOB and labels["instance"] == HOST, (series, labels)
+            assert labels["service_name"] == names.SERVICE_NAME_DEFAULT
+            assert labels["deployment_environment_name"] == "test"
+        beat = _value(prom, f"max({names.HEARTBEAT.prometheus})")
+        wait_for(
+            lambda: _value(prom, f"max({names.HEARTBEAT.prometheus})") > beat,
+            timeout=30,
+            what="heartbeat to advance",
+        )
+
+        spans = stack.tempo.wait_for_spans(
+            lambda s: s.name == names.SPAN_IMPORT, what="import spans at Tempo"
+        )
+        assert spans[0].attributes[names.ATTR_SESSION_ID] == "s1"
+        logs = stack.loki.wait_for_logs(
+            lambda r: "imported 20 entries" in str(r.body), what="import log at Loki"
+        )
+        assert logs[0].trace_id == spans[0].trace_id
+
+        # The shipped alert conditions are quiet while all is well.
+        for uid in ("mnemo-heartbeat-stale", "mnemo-import-gap-warning", "mnemo-database-down"):
+            assert not _firing(prom, _rule(uid)), uid
+        assert _value(prom, _rule("mnemo-heartbeat-stale").query) < _rule("mnemo-heartbeat-stale").threshold
+
+        # Collector down for a while: importing goes on, nothing is lost, metrics resume after.
+        stack.collector.stop()
+        _append(path, range(20, 50))
+        wait_for(lambda: _rows(dsn) == 50, timeout=30, what="imports to go on without a collector")
+        time.sleep(3)  # several failed export rounds
+        stack.collector.start()
+        wait_for(lambda: _value(prom, entries) == 50, timeout=60, what="metrics to resume after the outage")
+
+        # Database down: the importer stays alive, says so, and the import gap grows; then it recovers.
+        stack.postgres.stop()
+        _append(path, range(50, 60))
+        down = _rule("mnemo-database-down")
+        wait_for(lambda: _firing(prom, down), timeout=60, what="the database-down condition")
+        gap = _rule("mnemo-import-gap-warning").query
+        wait_for(lambda: _value(prom, gap) >= 3, timeout=60, what="the import gap to grow while data waits")
+        assert not _firing(prom, _rule("mnemo-heartbeat-stale"))  # alive, just blocked
+        stack.postgres.start()
+        wait_for(lambda: _rows(dsn) == 60, timeout=60, what="the importer to resume by itself")
+        wait_for(lambda: not _firing(prom, down), timeout=60, what="database-down to clear")
+        wait_for(lambda: _value(prom, gap) == 0, timeout=60, what="the import gap to close")
+
+        # Killed: the heartbeat condition is met once the threshold has passed, and stays met.
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=30)
+    killed_at = time.time()
+    stale = _rule("mnemo-heartbeat-stale")
+    assert not _firing(prom, stale, at=killed_at)
+    assert _firing(prom, stale, at=killed_at + stale.threshold + 10)
+    assert _firing(prom, stale, at=killed_at + 3600)
+    assert _value(prom, stale.query, at=killed_at + 3600) > 3000
+    assert isinstance(daemon, subprocess.Popen)
