@@ -41,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnemo-otel", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mnemo-otel",
+        description="Import Claude Code transcripts into PostgreSQL exactly once, observable with OpenTelemetry.",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the importer daemon (MNEMO_ROOTS unless PATHs are given)")

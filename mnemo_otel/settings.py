@@ -34,7 +34,9 @@ class ImportSettings(BaseModel):
 
 class RetrySettings(BaseModel):
     initial_seconds: float = Field(0.5, gt=0)
-    max_seconds: float = Field(30.0, gt=0)
+    max_seconds: float = Field(
+        15.0, gt=0, description="Longest pause between attempts (keeps the heartbeat fresh)."
+    )
 
 
 class HealthSettings(BaseModel):

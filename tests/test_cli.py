@@ -92,6 +92,25 @@ class TestImportCommand:
         assert "no such file or directory" in result.stderr
 
 
+class TestHealthCommand:
+    def test_health__exits_1_when_no_importer_answers(self) -> None:
+        result = _cli("health", env={"MNEMO_HEALTH__PORT": str(free_port())})
+        assert result.returncode == 1
+        assert "no answer" in result.stdout
+
+
+class TestGrafanaCommand:
+    def test_grafana_check__the_committed_provisioning_matches_the_spec(self) -> None:
+        result = _cli("grafana", "check", "--out", str(Path(__file__).parent.parent / "grafana"))
+        assert result.returncode == 0, result.stderr
+
+    def test_grafana_render__writes_the_files_the_check_then_accepts(self, tmp_path: Path) -> None:
+        rendered = _cli("grafana", "render", "--out", str(tmp_path))
+        assert rendered.returncode == 0, rendered.stderr
+        assert (tmp_path / "provisioning" / "alerting").is_dir()
+        assert _cli("grafana", "check", "--out", str(tmp_path)).returncode == 0
+
+
 class TestDbMigrateCommand:
     def test_db_migrate__is_idempotent(self, database_url: str) -> None:
         for _ in range(2):

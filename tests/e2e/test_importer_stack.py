@@ -192,3 +192,20 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
     assert _firing(prom, stale, at=killed_at + 3600)
     assert _value(prom, stale.query, at=killed_at + 3600) > 3000
     assert isinstance(daemon, subprocess.Popen)
+
+
+def test_e2e__grpc_protocol_is_selectable(stack: Stack, transcripts: Path, tmp_path: Path) -> None:
+    (transcripts / "s.jsonl").write_bytes(entry("g1"))
+    env = daemon_env(
+        stack.postgres.dsn(),
+        f"http://{stack.collector.otlp_grpc_endpoint}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+    )
+    with running_daemon(transcripts, env, tmp_path / "daemon.log") as daemon:
+        stack.prometheus.wait_for_query(
+            f"{names.ENTRIES_IMPORTED.prometheus}{{entry_type='user'}} == 1", timeout=60
+        )
+        stack.tempo.wait_for_spans(lambda s: s.name == names.SPAN_IMPORT, what="a span sent over gRPC")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
