@@ -22,10 +22,11 @@ from mnemo_otel.telemetry.names import MetricKind
 
 from ..importing import entry
 from ..postgres_server import PostgresServer
-from ..support import free_port, wait_for
-from ..support.collector import Collector, running_collector
-from ..support.otlp_sink import OtlpSink, running_sink
-from ..support.prometheus import Prometheus, running_prometheus
+from ..support import wait_for
+from ..support.collector import Collector
+from ..support.otlp_sink import OtlpSink
+from ..support.prometheus import Prometheus
+from ..support.stack import running_backends
 from ..telemetry.daemon import daemon_env, running_daemon
 
 pytestmark = pytest.mark.e2e
@@ -45,27 +46,11 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    metrics_port = free_port()
     postgres = PostgresServer()
     postgres.start()
     try:
-        with (
-            running_sink() as tempo,
-            running_sink() as loki,
-            running_prometheus(
-                tmp_path / "prometheus",
-                scrape_targets={"otelcol": [f"127.0.0.1:{metrics_port}"]},
-                scrape_interval="1s",
-            ) as prometheus,
-            running_collector(
-                tmp_path,
-                remote_write_url=prometheus.remote_write_url,
-                tempo_url=tempo.url,
-                loki_url=f"{loki.url}/otlp",
-                metrics_port=metrics_port,
-            ) as collector,
-        ):
-            yield Stack(prometheus, tempo, loki, collector, postgres)
+        with running_backends(tmp_path) as backends:
+            yield Stack(backends.prometheus, backends.tempo, backends.loki, backends.collector, postgres)
     finally:
         postgres.destroy()
 

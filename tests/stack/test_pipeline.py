@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -31,10 +30,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from mnemo_otel.telemetry import names
 from mnemo_otel.telemetry.names import MetricKind, MetricName
-from tests.support import free_port, wait_for
-from tests.support.collector import Collector, running_collector
-from tests.support.otlp_sink import OtlpSink, running_sink
-from tests.support.prometheus import Prometheus, running_prometheus
+from tests.support import wait_for
+from tests.support.collector import Collector
+from tests.support.otlp_sink import OtlpSink
+from tests.support.prometheus import Prometheus
+from tests.support.stack import running_backends
 
 pytestmark = pytest.mark.e2e
 
@@ -158,27 +158,10 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Prometheus + two sinks + the collector on the shipped config, all on 127.0.0.1."""
-    workdir: Path = tmp_path_factory.mktemp("stack")
-    metrics_port = free_port()
-    with (
-        running_sink() as tempo,
-        running_sink() as loki,
-        running_prometheus(
-            workdir / "prometheus",
-            scrape_targets={"otelcol": [f"127.0.0.1:{metrics_port}"]},
-            scrape_interval="1s",
-        ) as prometheus,
-        running_collector(
-            workdir,
-            remote_write_url=prometheus.remote_write_url,
-            tempo_url=tempo.url,
-            loki_url=f"{loki.url}/otlp",
-            metrics_port=metrics_port,
-        ) as collector,
-    ):
-        telemetry = Telemetry(collector.otlp_http_url)
+    with running_backends(tmp_path_factory.mktemp("stack")) as backends:
+        telemetry = Telemetry(backends.collector.otlp_http_url)
         try:
-            yield Stack(prometheus, tempo, loki, collector, telemetry)
+            yield Stack(backends.prometheus, backends.tempo, backends.loki, backends.collector, telemetry)
         finally:
             telemetry.shutdown()
 
