@@ -66,9 +66,10 @@ async def import_now(settings: Settings, roots: Sequence[Path], show_progress: b
     try:
         if not show_progress:
             return await importer.import_once()
+        from rich.console import Console
         from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("importing", total=None)
             return await importer.import_once(
                 progress=lambda done, total: bar.update(task, completed=done, total=total)

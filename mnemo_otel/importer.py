@@ -67,6 +67,7 @@ class _FileProgress:
     mtime: float = 0.0
     pending: int = 0
     waiting_since: float | None = None
+    tail_reported: tuple[int, int] | None = None  # (offset, length) already in the quarantine
 
     @property
     def backlog(self) -> int:
@@ -313,10 +314,14 @@ class Importer:
             return
         if time.time() - progress.mtime < self.settings.tail_grace_seconds:
             return
+        if progress.tail_reported == (progress.committed, progress.pending):
+            return
         tail = await anyio.to_thread.run_sync(read_tail, transcript.path, progress.committed)
         if tail.length == 0:
             return
-        if await self.sink.report_tail(str(transcript.path), tail, None):
+        newly_reported = await self.sink.report_tail(str(transcript.path), tail, None)
+        progress.tail_reported = (progress.committed, progress.pending)
+        if newly_reported:
             self.observer.quarantined(Quarantine.UNTERMINATED_TAIL.value)
             logger.warning(
                 "unterminated last line idle past the grace period; kept pending",

@@ -163,3 +163,35 @@ def _wait_for(condition: object, timeout: float = 30) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+class TestProgressBar:
+    def test_import__shows_a_progress_bar_on_a_terminal(self, database_url: str, transcripts: Path) -> None:
+        import pty
+
+        for i in range(3):
+            (transcripts / f"s{i}.jsonl").write_bytes(entry(f"k{i}"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+        env.update({"MNEMO_DATABASE_URL": database_url, "OTEL_SDK_DISABLED": "true", "COLUMNS": "100"})
+        output = bytearray()
+
+        def read(fd: int) -> bytes:
+            data = os.read(fd, 4096)
+            output.extend(data)
+            return data
+
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: the CLI with a terminal on stdin/stdout/stderr
+            os.execve(sys.executable, [sys.executable, "-m", "mnemo_otel", "import", str(transcripts)], env)
+        try:
+            while True:
+                try:
+                    if not read(fd):
+                        break
+                except OSError:
+                    break
+        finally:
+            _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert b"importing" in output
+        assert _count(database_url, "SELECT count(*) FROM mnemo.entries") == 3
