@@ -13,6 +13,7 @@ from mnemo_otel.grafana.spec import (
     DASHBOARD_UID,
     DATASOURCE_PROMETHEUS,
     EVALUATION_INTERVAL,
+    EVALUATION_INTERVAL_S,
     RULE_FOLDER,
     RULE_GROUP,
     RULES,
@@ -38,7 +39,7 @@ def _query(spec: AlertSpec) -> dict[str, Any]:
             "expr": spec.query,
             "instant": True,
             "range": False,
-            "intervalMs": 30000,
+            "intervalMs": EVALUATION_INTERVAL_S * 1000,
             "maxDataPoints": 43200,
         },
     }

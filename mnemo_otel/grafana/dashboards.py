@@ -14,7 +14,9 @@ from mnemo_otel.grafana.spec import (
     DATASOURCE_LOKI,
     DATASOURCE_PROMETHEUS,
     DATASOURCE_TEMPO,
+    EXPORT_INTERVAL_S,
     HEARTBEAT_STALE_AFTER_S,
+    OUTAGE_BEAT_S,
     RULES,
     PanelId,
 )
@@ -59,8 +61,9 @@ def _panel(
     }
 
 
-def _stat(pid: int, title: str, x: int, expr: str, unit: str, thresholds: dict[str, Any]) -> dict[str, Any]:
-    panel = _panel(pid, "stat", title, (x, 0, 4, 4), [_target(expr, instant=True)])
+def _stat(pid: int, title: str, expr: str, unit: str, thresholds: dict[str, Any]) -> dict[str, Any]:
+    """A status stat; :func:`_status_row` sets its place in the row."""
+    panel = _panel(pid, "stat", title, (0, 0, 4, 4), [_target(expr, instant=True)])
     panel["fieldConfig"]["defaults"] = {
         "unit": unit,
         "thresholds": thresholds,
@@ -82,22 +85,30 @@ def _timeseries(
     return panel
 
 
+UPTIME_PANEL: Final = 7
+RECENT_START_S: Final = 600
+"""An uptime below this is shown orange: the importer has just (re)started."""
+_STATUS_WIDTHS: Final = (4, 3, 3, 4, 3, 4, 3)
+"""Widths of the status stats, left to right; they fill the dashboard's 24 columns."""
+
+
 def _status_row() -> list[dict[str, Any]]:
     hb = names.HEARTBEAT.prometheus
+    uptime = names.PROCESS_UPTIME.prometheus
     ok, warn, bad = "green", "orange", "red"
-    return [
+    stats = [
         _stat(
             PanelId.HEARTBEAT_AGE,
             "Heartbeat age",
-            0,
             f"time() - max(last_over_time({hb}[30m]))",
             "s",
-            _steps((ok, None), (bad, HEARTBEAT_STALE_AFTER_S)),
+            _steps((ok, None), (warn, OUTAGE_BEAT_S + EXPORT_INTERVAL_S), (bad, HEARTBEAT_STALE_AFTER_S)),
         ),
+        # min: after a restart under a new instance id the old series lingers for the lookback.
+        _stat(UPTIME_PANEL, "Uptime", f"min({uptime})", "s", _steps((warn, None), (ok, RECENT_START_S))),
         _stat(
             PanelId.LAST_SUCCESS,
             "Since last import",
-            4,
             f"time() - max(last_over_time({names.LAST_SUCCESS.prometheus}[7d]))",
             "s",
             _steps((ok, None)),
@@ -105,7 +116,6 @@ def _status_row() -> list[dict[str, Any]]:
         _stat(
             PanelId.BACKLOG_AGE,
             "Backlog oldest age",
-            8,
             f"max({names.BACKLOG_OLDEST_AGE.prometheus})",
             "s",
             _steps(
@@ -114,31 +124,24 @@ def _status_row() -> list[dict[str, Any]]:
                 (bad, _GAP["mnemo-import-gap-critical"]),
             ),
         ),
-        _stat(
-            PanelId.DB_UP,
-            "Database",
-            12,
-            f"min({names.DB_UP.prometheus})",
-            "none",
-            _steps((bad, None), (ok, 1)),
+        _db_up_mappings(
+            _stat(
+                PanelId.DB_UP,
+                "Database",
+                f"min({names.DB_UP.prometheus})",
+                "none",
+                _steps((bad, None), (ok, 1)),
+            )
         ),
-        _stat(
-            5,
-            "Backlog",
-            16,
-            f"sum({names.BACKLOG.prometheus})",
-            "bytes",
-            _steps((ok, None)),
-        ),
-        _stat(
-            6,
-            "Restarts (24h)",
-            20,
-            f"max(resets({names.PROCESS_CPU_TIME.prometheus}[24h]))",
-            "none",
-            _steps((ok, None), (warn, 1)),
-        ),
+        _stat(5, "Backlog", f"sum({names.BACKLOG.prometheus})", "bytes", _steps((ok, None))),
+        # Uptime drops at every start under the same (stable) service.instance.id.
+        _stat(6, "Restarts (24h)", f"sum(resets({uptime}[24h]))", "none", _steps((ok, None), (warn, 1))),
     ]
+    x = 0
+    for panel, width in zip(stats, _STATUS_WIDTHS, strict=True):
+        panel["gridPos"].update(x=x, w=width)
+        x += width
+    return stats
 
 
 def _db_up_mappings(panel: dict[str, Any]) -> dict[str, Any]:
@@ -316,9 +319,7 @@ def _traces_and_logs() -> list[dict[str, Any]]:
 
 def dashboard() -> dict[str, Any]:
     """The ``grafana/dashboards/mnemo-importer.json`` model."""
-    status = _status_row()
-    status[3] = _db_up_mappings(status[3])
-    panels = [*status, *_throughput_rows(), *_problem_rows(), *_resource_row()]
+    panels = [*_status_row(), *_throughput_rows(), *_problem_rows(), *_resource_row()]
     panels += [*_pipeline_row(), *_traces_and_logs()]
     return {
         "uid": DASHBOARD_UID,

@@ -21,8 +21,14 @@ __all__ = (
     "DATASOURCE_PROMETHEUS",
     "DATASOURCE_TEMPO",
     "EVALUATION_INTERVAL",
+    "EVALUATION_INTERVAL_S",
+    "EXPORT_INTERVAL_S",
     "GRAFANA_VERSION",
+    "HEARTBEAT_FIRES_WITHIN_S",
+    "HEARTBEAT_PENDING",
     "HEARTBEAT_STALE_AFTER_S",
+    "IDLE_BEAT_S",
+    "OUTAGE_BEAT_S",
     "RULES",
     "RULE_FOLDER",
     "RULE_GROUP",
@@ -44,14 +50,24 @@ DASHBOARD_UID: Final = "mnemo-importer"
 RULE_FOLDER: Final = "Mnemo alerts"
 """Not the dashboards' folder title: Grafana would create a second folder of the same title."""
 RULE_GROUP: Final = "mnemo-importer"
-EVALUATION_INTERVAL: Final = "30s"
+EVALUATION_INTERVAL_S: Final = 30
+EVALUATION_INTERVAL: Final = f"{EVALUATION_INTERVAL_S}s"
 
-BEAT_PERIOD_S: Final = 30
-"""Longest gap between two beats of a live, idle work loop: the default rescan interval."""
+IDLE_BEAT_S: Final = 5
+"""Longest gap between two beats of a live, idle work loop (``ImportSettings.idle_beat_seconds``)."""
+OUTAGE_BEAT_S: Final = 25
+"""Longest gap between beats while the database is down: one failing attempt (connect timeout 10 s)
+plus the longest retry pause (``RetrySettings.max_seconds``, 15 s); the loop beats before each pause."""
 EXPORT_INTERVAL_S: Final = 15
 """``OTEL_METRIC_EXPORT_INTERVAL`` of the importer, in seconds."""
-HEARTBEAT_STALE_AFTER_S: Final = 3 * (BEAT_PERIOD_S + EXPORT_INTERVAL_S)
-"""135 s: a healthy loop shows at most beat + export (45 s) of age; three times that is a stall."""
+HEARTBEAT_STALE_AFTER_S: Final = 3 * (IDLE_BEAT_S + EXPORT_INTERVAL_S)
+"""60 s: a live loop shows at most beat + export (20 s) of heartbeat age, 40 s during a database
+outage; three times the idle worst case is a stall."""
+HEARTBEAT_PENDING: Final = f"{EVALUATION_INTERVAL_S}s"
+"""One evaluation interval: two stale evaluations in a row fire, one late export does not."""
+HEARTBEAT_FIRES_WITHIN_S: Final = HEARTBEAT_STALE_AFTER_S + 2 * EVALUATION_INTERVAL_S
+"""120 s after the last beat at most: the first evaluation strictly past the threshold comes within
+one interval, then ``for`` waits one more evaluation."""
 
 ATTR_ERROR = names.ATTR_ERROR_TYPE.replace(".", "_")
 ATTR_VOLUME = names.ATTR_VOLUME.replace(".", "_")
@@ -164,7 +180,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         query=f"(time() - max(last_over_time({_HB}[30m]))) or on() vector(1e9)",
         op="gt",
         threshold=HEARTBEAT_STALE_AFTER_S,
-        pending="1m",
+        pending=HEARTBEAT_PENDING,
         keep_firing_for="2m",
         no_data="Alerting",
         exec_err="Alerting",
@@ -176,12 +192,18 @@ RULES: Final[tuple[AlertSpec, ...]] = (
             "{{ end }}"
         ),
         description=(
-            "The heartbeat is the Unix time the work loop last made progress. It is stale when the "
-            "importer is dead, hung (blocked loop or a DB call that never returns), or its telemetry "
-            "does not reach Prometheus. Transcripts are deleted by their tool after 30 days."
+            "The heartbeat is the Unix time the work loop last made progress. A live loop beats at "
+            f"least every {IDLE_BEAT_S} s (every {OUTAGE_BEAT_S} s while the database is down) and "
+            f"exports every {EXPORT_INTERVAL_S} s, so its age stays under "
+            f"{OUTAGE_BEAT_S + EXPORT_INTERVAL_S} s. Over {HEARTBEAT_STALE_AFTER_S} s on two "
+            "evaluations in a row means the importer is dead, hung (blocked loop or a DB call that "
+            "never returns), or its telemetry does not reach Prometheus; this fires at most "
+            f"{HEARTBEAT_FIRES_WITHIN_S // 60} minutes after the last beat. Transcripts are deleted "
+            "by their tool after 30 days."
         ),
         runbook=(
-            "Check `docker compose ps importer` and its logs for a watchdog stack dump; run "
+            "Check `docker compose ps importer` and its logs for a watchdog stack dump (a hung loop "
+            "is restarted after MNEMO_WATCHDOG__TIMEOUT_SECONDS, default 120 s); run "
             "`mnemo-otel health`; if the collector is down too, see MnemoTelemetryExportFailing. "
             "Silence this rule during a planned stop."
         ),
@@ -234,10 +256,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoImportFailing",
         uid="mnemo-import-failing",
-        query=f"sum by ({ATTR_ERROR}) (increase({names.IMPORT_FAILURES.prometheus}[15m]))",
+        query=f"sum by ({ATTR_ERROR}) (increase({names.IMPORT_FAILURES.prometheus}[5m]))",
         op="gt",
         threshold=3,
-        pending="5m",
+        pending="10m",
         keep_firing_for="5m",
         no_data="OK",
         exec_err="Error",
@@ -245,9 +267,12 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         panel=PanelId.FAILURES,
         summary=(
             '{{ printf "%.0f" $values.A.Value }} import attempts failed with '
-            "{{ $labels.error_type }} in the last 15 minutes."
+            "{{ $labels.error_type }} in the last 5 minutes, for over 10 minutes now."
         ),
-        description="Imports keep failing and are being retried with backoff; nothing is lost yet.",
+        description=(
+            "Imports keep failing and are being retried with backoff; nothing is lost yet. A burst "
+            "of retries that stops within 5 minutes (a database restart) stays quiet."
+        ),
         runbook=(
             "Filter the importer logs by error.type; db_unavailable -> see MnemoDatabaseDown; io -> "
             "check permissions and the watched volume."

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mnemo_otel.grafana import RULES
+from mnemo_otel.grafana.spec import (
+    EVALUATION_INTERVAL_S,
+    EXPORT_INTERVAL_S,
+    HEARTBEAT_FIRES_WITHIN_S,
+    HEARTBEAT_STALE_AFTER_S,
+    IDLE_BEAT_S,
+    OUTAGE_BEAT_S,
+)
+from mnemo_otel.settings import ImportSettings, RetrySettings
+from mnemo_otel.store.postgres import PostgresSink
+from mnemo_otel.telemetry.setup import DEFAULT_EXPORT_INTERVAL_MS
 from tests.grafana._paths import GRAFANA_DIR, SCENARIOS
 from tests.grafana._promql import load
 
@@ -50,3 +62,19 @@ def test_mirror__states_the_specs_conditions() -> None:
     assert [(r["alert"], r["expr"], r["for"]) for r in rules] == [
         (spec.name, spec.condition, spec.pending) for spec in RULES
     ]
+
+
+def test_heartbeat_cadence__is_the_importers_defaults() -> None:
+    """The threshold is derived from these; a cadence change must retune the rule and its scenarios."""
+    connect_timeout = inspect.signature(PostgresSink.open).parameters["connect_timeout"].default
+    assert ImportSettings.model_fields["idle_beat_seconds"].default == IDLE_BEAT_S
+    assert RetrySettings.model_fields["max_seconds"].default + connect_timeout == OUTAGE_BEAT_S
+    assert DEFAULT_EXPORT_INTERVAL_MS == EXPORT_INTERVAL_S * 1000
+
+
+def test_heartbeat_threshold__clears_every_live_age_and_fires_within_two_minutes() -> None:
+    (spec,) = [rule for rule in RULES if rule.uid == "mnemo-heartbeat-stale"]
+    live_worst = max(IDLE_BEAT_S, OUTAGE_BEAT_S) + EXPORT_INTERVAL_S
+    assert spec.threshold == HEARTBEAT_STALE_AFTER_S >= live_worst + EXPORT_INTERVAL_S
+    assert spec.pending == f"{EVALUATION_INTERVAL_S}s"
+    assert HEARTBEAT_FIRES_WITHIN_S == spec.threshold + 2 * EVALUATION_INTERVAL_S <= 120

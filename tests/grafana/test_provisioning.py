@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from mnemo_otel.grafana.contacts import (
     ENV_WEBHOOK_URL,
     SETTING_KEYS,
 )
+from mnemo_otel.telemetry import names
 from tests.grafana._interpolate import interpolate
 from tests.grafana._paths import GRAFANA_DIR
 from tests.grafana._promql import load, strings
@@ -226,6 +228,18 @@ class TestDashboard:
         assert logs["targets"][0]["expr"] == '{service_name="mnemo-importer"}'
         assert "alertlist" in by_type
         assert any("histogram_quantile" in t["expr"] for p in by_type["timeseries"] for t in p["targets"])
+
+    def test_status_row__shows_uptime_and_restarts_from_process_uptime(self) -> None:
+        status = [panel for panel in _dashboard()["panels"] if panel["gridPos"]["y"] == 0]
+        assert all(panel["type"] == "stat" for panel in status)
+        spans = sorted((p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"]) for p in status)
+        assert spans[0][0] == 0 and spans[-1][1] == 24
+        assert all(end == start for (_, end), (start, _) in itertools.pairwise(spans))
+        by_title = {panel["title"]: panel["targets"][0]["expr"] for panel in status}
+        uptime = names.PROCESS_UPTIME.prometheus
+        assert by_title["Uptime"] == f"min({uptime})"
+        assert by_title["Restarts (24h)"] == f"sum(resets({uptime}[24h]))"
+        assert {"Heartbeat age", "Since last import", "Backlog oldest age", "Database"} <= set(by_title)
 
     def test_provider__points_at_the_dashboards_folder(self) -> None:
         (provider,) = load(PROVISIONING / "dashboards" / "mnemo.yaml")["providers"]
