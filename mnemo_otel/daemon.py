@@ -16,6 +16,7 @@ import anyio.abc
 import anyio.to_thread
 
 from .embedded import start_embedded_postgres
+from .errors import ConfigError
 from .health import HealthServer
 from .importer import Importer, ImportSummary
 from .settings import Settings
@@ -86,7 +87,12 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
     watchdog thread exits the process if the loop stops beating.
     """
     state = LoopState()
-    health = HealthServer(state, settings.health)
+    try:
+        health = HealthServer(state, settings.health)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve health on {settings.health.host}:{settings.health.port}: {exc.strerror}"
+        ) from exc
     health.start()
     sink = await open_sink(settings)
     importer = Importer(

@@ -195,3 +195,26 @@ class TestProgressBar:
         assert os.waitstatus_to_exitcode(status) == 0
         assert b"importing" in output
         assert _count(database_url, "SELECT count(*) FROM mnemo.entries") == 3
+
+
+class TestRunStartupErrors:
+    def test_run__health_port_in_use_is_a_config_error(self, database_url: str, transcripts: Path) -> None:
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = _cli(
+                "run",
+                str(transcripts),
+                env={"MNEMO_DATABASE_URL": database_url, "MNEMO_HEALTH__PORT": str(port)},
+            )
+        assert result.returncode == 2
+        assert "cannot serve health" in result.stderr.strip().splitlines()[-1]
+
+    def test_run__unreachable_database_at_startup_exits_3(self, transcripts: Path) -> None:
+        url = f"postgresql://u:hunter2@127.0.0.1:{free_port()}/x"
+        result = _cli("run", str(transcripts), env={"MNEMO_DATABASE_URL": url, "MNEMO_HEALTH__PORT": "0"})
+        assert result.returncode == 3
+        assert "hunter2" not in result.stderr + result.stdout
