@@ -37,7 +37,7 @@ async def open_sink(settings: Settings, *, migrate: bool = True) -> PostgresSink
         dsn = settings.database_url.get_secret_value()
     else:
         dsn = await anyio.to_thread.run_sync(start_embedded_postgres, settings.data_dir)
-    return await PostgresSink.open(dsn, migrate=migrate)
+    return await PostgresSink.open(dsn, migrate=migrate, pool_size=settings.imports.concurrent_files)
 
 
 async def migrate_only(settings: Settings) -> int:

@@ -11,11 +11,12 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, stop_never
 from tenacity.wait import wait_random_exponential
@@ -118,20 +119,26 @@ class Importer:
         files = await self._scan()
         await anyio.to_thread.run_sync(self._measure, files)
         self._update_backlog()
-        for done, transcript in enumerate(files, start=1):
-            try:
-                outcome = await self._import_with_retry(transcript, report_tails=report_tails)
-            except SourceError as exc:
-                self.observer.failure(exc.error_type)
-                if not tolerate_source_errors:
-                    raise
-                logger.warning("skipping unreadable transcript: %s", exc)
-                continue
-            summary.files += 1
-            summary.outcome.add(outcome)
-            self._update_backlog()
-            if progress is not None:
-                progress(done, len(files))
+        queue = iter(files)
+
+        async def worker() -> None:
+            for transcript in queue:  # a shared iterator: each file goes to exactly one worker
+                try:
+                    outcome = await self._import_with_retry(transcript, report_tails=report_tails)
+                except SourceError as exc:
+                    self.observer.failure(exc.error_type)
+                    if not tolerate_source_errors:
+                        raise
+                    logger.warning("skipping unreadable transcript: %s", exc)
+                    continue
+                summary.files += 1
+                summary.outcome.add(outcome)
+                self._update_backlog()
+                if progress is not None:
+                    progress(summary.files, len(files))
+
+        # Files are independent: while PostgreSQL stores one, Python parses another.
+        await _run_all(*[worker] * self.settings.concurrent_files)
         summary.pending_bytes = sum(p.pending for p in self._files.values())
         self._update_backlog()
         return summary
@@ -227,26 +234,46 @@ class Importer:
         outcome = BatchOutcome()
         offset = progress.committed = await self._resume_offset(transcript, stat)
         while True:
-            with span.child("mnemo.read"):
-                read = await self._read(transcript.path, offset)
-            if read is None:
+            try:
+                await self._import_from(transcript, offset, progress, span, outcome)
                 return outcome
-            if read.end > offset:
-                try:
-                    with span.child("mnemo.write"):
-                        committed = await self._commit(transcript, read, span.trace_id)
-                except CheckpointMoved:
-                    logger.info("another importer advanced this file; resuming from its checkpoint")
-                    offset = progress.committed = await self._resume_offset(transcript, stat)
-                    continue
-                span.add_batch(read, committed)
-                outcome.add(committed)
-                offset = progress.committed = read.end
-                progress.waiting_since = None
-            self.state.beat()
-            if read.exhausted:
-                progress.pending = read.pending
-                return outcome
+            except CheckpointMoved:
+                logger.info("another importer advanced this file; resuming from its checkpoint")
+                offset = progress.committed = await self._resume_offset(transcript, stat)
+
+    async def _import_from(
+        self,
+        transcript: TranscriptFile,
+        offset: int,
+        progress: _FileProgress,
+        span: FileImportSpan,
+        outcome: BatchOutcome,
+    ) -> None:
+        """Commit batch after batch while the next one is read and parsed in a worker thread."""
+        send, receive = anyio.create_memory_object_stream[FileRead | None](max_buffer_size=1)
+
+        async def read_ahead() -> None:
+            nonlocal offset
+            async with send:
+                while True:
+                    with span.child("mnemo.read"):
+                        read = await self._read(transcript.path, offset)
+                    try:
+                        await send.send(read)
+                    except anyio.BrokenResourceError:  # the committer stopped: nothing more is wanted
+                        return
+                    if read is None or read.exhausted:
+                        return
+                    offset = read.end
+
+        async def commit_all() -> None:
+            async with receive:
+                async for read in receive:
+                    if read is None:  # the file vanished: what was committed stays
+                        return
+                    await self._commit_read(transcript, read, progress, span, outcome)
+
+        await _run_all(read_ahead, commit_all)
 
     async def _read(self, path: Path, offset: int) -> FileRead | None:
         try:
@@ -255,6 +282,25 @@ class Importer:
             return None
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+
+    async def _commit_read(
+        self,
+        transcript: TranscriptFile,
+        read: FileRead,
+        progress: _FileProgress,
+        span: FileImportSpan,
+        outcome: BatchOutcome,
+    ) -> None:
+        if read.end > read.start:
+            with span.child("mnemo.write"):
+                committed = await self._commit(transcript, read, span.trace_id)
+            span.add_batch(read, committed)
+            outcome.add(committed)
+            progress.committed = read.end
+            progress.waiting_since = None
+        self.state.beat()
+        if read.exhausted:
+            progress.pending = read.pending
 
     async def _resume_offset(self, transcript: TranscriptFile, stat: os.stat_result) -> int:
         checkpoint = await self.sink.checkpoint(str(transcript.path))
@@ -368,6 +414,28 @@ class Importer:
                 progress.waiting_since = None
         self.state.backlog_bytes = waiting
         self.state.backlog_since = oldest
+
+
+async def _run_all(*jobs: Callable[[], Awaitable[None]]) -> None:
+    """Run jobs concurrently; the first of our errors stops the others and is raised as itself.
+
+    (A task group would wrap it in an ExceptionGroup, and callers want to catch ``StoreError``.)
+    """
+    failure: MnemoError | None = None
+
+    async def guarded(job: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+        nonlocal failure
+        try:
+            await job()
+        except MnemoError as exc:
+            failure = failure or exc
+            scope.cancel()
+
+    async with anyio.create_task_group() as tasks:
+        for job in jobs:
+            tasks.start_soon(guarded, job, tasks.cancel_scope)
+    if failure is not None:
+        raise failure
 
 
 def _is_transcript_event(change: object, path: str) -> bool:

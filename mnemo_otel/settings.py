@@ -29,6 +29,9 @@ class ImportSettings(BaseModel):
     rescan_interval_seconds: float = Field(
         30.0, gt=0, description="Full rescan period: the source of truth when file events are missed."
     )
+    concurrent_files: int = Field(
+        2, gt=0, le=8, description="Files imported at once (parsing overlaps with the database's work)."
+    )
     idle_beat_seconds: float = Field(5.0, gt=0, description="Heartbeat period of the idle loop.")
 
 

@@ -66,7 +66,12 @@ def fold(entries: list[Entry], stored: set[int], open_exchange: tuple[str, str] 
             _touch(delta, entry)
         if is_new and entry.session_id:
             _count_session(sessions, entry)
-    return FoldResult(list(exchanges.values()), list(sessions.values()), open_exchange)
+    # Sorted: concurrent transactions then lock shared session/exchange rows in the same order.
+    return FoldResult(
+        [exchanges[key] for key in sorted(exchanges)],
+        [sessions[key] for key in sorted(sessions)],
+        open_exchange,
+    )
 
 
 def _exchange(exchanges: dict[tuple[str, str], ExchangeDelta], key: tuple[str, str]) -> ExchangeDelta:

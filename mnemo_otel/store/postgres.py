@@ -14,13 +14,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
+import orjson
 from opentelemetry import trace
 
 from .. import __version__
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
 from ..transcripts.parse import BadLine, Entry, entry_metric_type
 from . import _queries as q
-from ._copy import encode_rows
 from ._fold import fold
 from .migrate import apply_migrations
 from .sink import Batch, BatchOutcome, Checkpoint, FileIdentity
@@ -50,6 +50,9 @@ async def translate_errors() -> AsyncIterator[None]:
         yield
     except StoreError:
         raise
+    except asyncpg.exceptions.InternalClientError as exc:
+        # e.g. a connection left mid-protocol by a server that was killed: throw it away and retry
+        raise StoreUnavailable(f"database connection broken: {type(exc).__name__}") from exc
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
         raise StoreUnavailable(f"database refused the credentials: {type(exc).__name__}") from exc
     except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
@@ -74,13 +77,18 @@ class PostgresSink:
         *,
         migrate: bool = True,
         connect_timeout: float = 10.0,
+        pool_size: int = 2,
         tracer_provider: trace.TracerProvider | None = None,
     ) -> PostgresSink:
         """Connect (and migrate). A malformed URL is a :class:`ConfigError`, not a retry."""
         try:
             async with translate_errors():
                 pool = await asyncpg.create_pool(
-                    dsn, min_size=1, max_size=2, timeout=connect_timeout, init=_init_connection
+                    dsn,
+                    min_size=1,
+                    max_size=pool_size,
+                    timeout=connect_timeout,
+                    reset=_keep_session,
                 )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid database URL: {type(exc).__name__}") from exc
@@ -104,46 +112,49 @@ class PostgresSink:
         """A pooled connection, for maintenance commands."""
         return self._pool.acquire()
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """Acquire with our errors; after a lost database, no pooled connection is trusted again."""
+        try:
+            async with translate_errors(), self._pool.acquire() as conn:
+                yield conn
+        except StoreUnavailable:
+            await self._pool.expire_connections()
+            raise
+
     async def migrate(self) -> None:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             await apply_migrations(conn)
 
     async def ping(self) -> None:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
 
     async def checkpoint(self, path: str) -> Checkpoint | None:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(q.SELECT_CHECKPOINT, path)
         return None if row is None else _checkpoint(row)
 
     async def reset(self, path: str, root: str, *, expected_offset: int) -> None:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(q.RESET_FILE, path, expected_offset)
         if status == "UPDATE 0" and expected_offset != 0:
             raise CheckpointMoved(f"checkpoint moved before reset at {expected_offset}")
-        logger.warning(
-            "transcript truncated or replaced; re-reading it from the start",
-            extra={"offset": expected_offset},
-        )
 
     async def commit(self, batch: Batch) -> BatchOutcome:
-        async with translate_errors(), self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(q.ENSURE_FILE, batch.path, batch.root)
-            locked = await conn.fetchrow(q.LOCK_FILE, batch.path)
+        async with self._connection() as conn, conn.transaction():
+            locked = await conn.fetchrow(q.LOCK_FILE, batch.path, batch.root)
             assert locked is not None
             if locked["committed_offset"] != batch.start:
                 raise CheckpointMoved(
                     f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
                 )
-            opened = _open_exchange(locked)
             outcome = BatchOutcome()
             stored = await self._store_entries(conn, batch, outcome)
             await self._store_bad_lines(conn, batch, outcome)
-            folded = fold(batch.entries, stored, opened)
+            folded = fold(batch.entries, stored, _open_exchange(locked))
             outcome.exchanges_created = await _upsert_exchanges(conn, batch.path, folded.exchanges)
             await _upsert_sessions(conn, folded.sessions)
-            await conn.execute(q.CLEAR_TAIL_REPORTS, batch.path, batch.end)
             session_id, prompt_uuid = folded.open_exchange or (None, None)
             identity = batch.identity
             await conn.execute(
@@ -160,33 +171,28 @@ class PostgresSink:
         return outcome
 
     async def _store_entries(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> set[int]:
+        """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
         if not batch.entries:
             return set()
-        payload = encode_rows(_stage_row(i, e) for i, e in enumerate(batch.entries))
-        # The asyncpg instrumentation does not see COPY: give it a span of its own (sizes only).
+        entries = batch.entries
+        payload = _entries_payload(entries)
         with self._tracer.start_as_current_span(
-            "COPY mnemo_stage",
-            kind=trace.SpanKind.CLIENT,
+            "mnemo.store_entries",
             attributes={
-                "db.system.name": "postgresql",
-                "db.operation.name": "COPY",
-                "db.collection.name": "mnemo_stage",
-                "mnemo.copy.rows": len(batch.entries),
-                "mnemo.copy.bytes": len(payload),
+                "db.collection.name": "mnemo.entries",
+                "mnemo.entries.count": len(entries),
+                "mnemo.payload.bytes": len(payload),
             },
             record_exception=False,
         ):
-            await conn.copy_to_table(
-                "mnemo_stage", source=_once(payload), columns=q.STAGE_COLUMNS, format="text"
-            )
-        rows = await conn.fetch(q.INSERT_FROM_STAGE, batch.path, batch.trace_id)
+            rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id)
         first_index: dict[str, int] = {}
-        for index, entry in enumerate(batch.entries):
+        for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)
         stored = {first_index[row["key"]] for row in rows}
         for index in stored:
-            outcome.stored[entry_metric_type(batch.entries[index].entry_type)] += 1
-        outcome.duplicates = len(batch.entries) - len(stored)
+            outcome.stored[entry_metric_type(entries[index].entry_type)] += 1
+        outcome.duplicates = len(entries) - len(stored)
         return stored
 
     async def _store_bad_lines(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> None:
@@ -199,27 +205,42 @@ class PostgresSink:
             outcome.quarantined[bad.kind.value] += 1
 
     async def report_tail(self, path: str, tail: BadLine, trace_id: str | None) -> bool:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(q.INSERT_TAIL_REPORT, *_quarantine_row(path, tail, trace_id))
         return status != "INSERT 0 0"
 
     async def mark_missing(self, paths: list[str]) -> None:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             await conn.execute(q.MARK_MISSING, paths)
 
     async def tracked_paths(self) -> list[str]:
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(q.TRACKED_PATHS)
         return [row["path"] for row in rows]
 
 
-async def _once(payload: bytes) -> AsyncIterator[bytes]:
-    """COPY data as an async iterable: asyncpg would take plain bytes for a file path."""
-    yield payload
+def _entries_payload(entries: list[Entry]) -> str:
+    """``[[key, line, ts, raw, offset], ...]`` as JSON text, from lines that are JSON already."""
+    parts = [
+        b"["
+        + orjson.dumps(e.key)
+        + b","
+        + (e.jsonb or e.line)
+        + b","
+        + (orjson.dumps(e.timestamp.isoformat()) if e.timestamp is not None else b"null")
+        + b","
+        + (orjson.dumps(e.line.decode()) if e.jsonb is not None else b"null")
+        + b","
+        + str(e.offset).encode()
+        + b"]"
+        for e in entries
+    ]
+    return (b"[" + b",".join(parts) + b"]").decode()
 
 
-async def _init_connection(conn: Conn) -> None:
-    await conn.execute(q.CREATE_STAGE)
+async def _keep_session(conn: Conn) -> None:
+    """Pool release without the reset query: we keep no session state (locks are per transaction),
+    and asyncpg still rolls back any open transaction first. Saves a round trip per operation."""
 
 
 def _checkpoint(row: asyncpg.Record) -> Checkpoint:
@@ -232,21 +253,6 @@ def _checkpoint(row: asyncpg.Record) -> Checkpoint:
 def _open_exchange(row: asyncpg.Record) -> tuple[str, str] | None:
     session_id, prompt_uuid = row["open_session_id"], row["open_prompt_uuid"]
     return (session_id, prompt_uuid) if session_id and prompt_uuid else None
-
-
-def _stage_row(index: int, entry: Entry) -> tuple[Any, ...]:
-    return (
-        index,
-        entry.key,
-        entry.entry_type,
-        entry.uuid,
-        entry.parent_uuid,
-        entry.session_id,
-        entry.timestamp,
-        entry.line,
-        entry.jsonb,
-        entry.offset,
-    )
 
 
 def _quarantine_row(path: str, bad: BadLine, trace_id: str | None) -> tuple[Any, ...]:

@@ -135,6 +135,6 @@ async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_o
     assert root.attributes["mnemo.batches"] == 2
     trace_id = format(root.context.trace_id, "032x")
     children = {s.name for s in spans if s.context.trace_id == root.context.trace_id and s is not root}
-    assert {"mnemo.read", "mnemo.write", "COPY mnemo_stage"} <= children
+    assert {"mnemo.read", "mnemo.write", "mnemo.store_entries"} <= children
     stored = {r["import_trace_id"] for r in await db.fetch("SELECT import_trace_id FROM mnemo.entries")}
     assert stored == {trace_id}
