@@ -20,7 +20,7 @@ import anyio.abc
 import anyio.to_thread
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, stop_never
 from tenacity.wait import wait_random_exponential
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from ._batches import FileRead, changed_under_checkpoint, read_batch, read_tail
 from .errors import BatchRejected, CheckpointMoved, MnemoError, SourceError, StoreError, StoreUnavailable
@@ -438,8 +438,9 @@ async def _run_all(*jobs: Callable[[], Awaitable[None]]) -> None:
         raise failure
 
 
-def _is_transcript_event(change: object, path: str) -> bool:
-    return path.endswith(".jsonl")
+def _is_transcript_event(change: Change, path: str) -> bool:
+    """Transcript changes, and anything added: a directory moved in brings transcripts silently."""
+    return path.endswith(".jsonl") or change is Change.added
 
 
 def _split(batch: Batch) -> tuple[Batch, Batch]:

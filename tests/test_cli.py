@@ -92,6 +92,40 @@ class TestImportCommand:
         assert "no such file or directory" in result.stderr
 
 
+class TestRunWatcher:
+    def test_run__a_directory_moved_in_is_imported_without_waiting_for_the_rescan(
+        self, database_url: str, transcripts: Path
+    ) -> None:
+        staging = transcripts.parent / "staging"
+        (staging / "sub").mkdir(parents=True)
+        (staging / "sub" / "s.jsonl").write_bytes(entry("moved-in"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+        env.update(
+            {
+                "MNEMO_DATABASE_URL": database_url,
+                "MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS": "600",
+                "MNEMO_HEALTH__PORT": "0",
+                "OTEL_SDK_DISABLED": "true",
+            }
+        )
+        log = transcripts.parent / "daemon.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [*CLI, "run", str(transcripts)], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            _wait_for(lambda: "importer started" in log.read_text())
+            time.sleep(1)  # the watcher is armed shortly after start
+            staging.rename(transcripts / "project")
+            _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1, timeout=20)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 class TestHealthCommand:
     def test_health__exits_1_when_no_importer_answers(self) -> None:
         result = _cli("health", env={"MNEMO_HEALTH__PORT": str(free_port())})
