@@ -163,9 +163,8 @@ class ImportTelemetry:
                 raise
             finally:
                 wrapper.close()
-        duration = time.perf_counter() - wrapper.started
-        if wrapper.batches:
-            self._duration.record(duration)
+                if wrapper.batches:  # recorded inside the span, so the histogram carries an exemplar
+                    self._duration.record(time.perf_counter() - wrapper.started)
 
     def committed(
         self, transcript: TranscriptFile, read: FileRead, outcome: BatchOutcome, seconds: float

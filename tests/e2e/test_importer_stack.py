@@ -140,6 +140,16 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
             lambda r: "imported 20 entries" in str(r.body), what="import log at Loki"
         )
         assert logs[0].trace_id == spans[0].trace_id
+        # Exemplars: the import-duration histogram links to the import's trace.
+        exemplars = wait_for(
+            lambda: prom.exemplars(
+                f"{names.IMPORT_DURATION.prometheus}_bucket", start=time.time() - 600, end=time.time() + 60
+            ),
+            timeout=30,
+            what="exemplars on the import duration",
+        )
+        linked = {e["labels"].get("trace_id") for series in exemplars for e in series["exemplars"]}
+        assert spans[0].trace_id in linked
 
         # The shipped alert conditions are quiet while all is well.
         for uid in ("mnemo-heartbeat-stale", "mnemo-import-gap-warning", "mnemo-database-down"):
