@@ -186,10 +186,11 @@ class Importer:
             before_sleep=self._on_retry,
             reraise=True,
         )
+        outcome = BatchOutcome()  # accumulates across attempts: batches committed before a failure count
         async for attempt in retrying:
             with attempt:
-                return await self._import_file(transcript, report_tails=report_tails)
-        raise AssertionError("unreachable")  # pragma: no cover
+                await self._import_file(transcript, outcome, report_tails=report_tails)
+        return outcome
 
     def _on_retry(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -201,42 +202,51 @@ class Importer:
         delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
         logger.warning("import attempt failed (%s: %s); retrying in %.1fs", kind, error, delay)
 
-    async def _import_file(self, transcript: TranscriptFile, *, report_tails: bool) -> BatchOutcome:
+    async def _import_file(
+        self, transcript: TranscriptFile, outcome: BatchOutcome, *, report_tails: bool
+    ) -> None:
         path = transcript.path
         progress = self._files.setdefault(path, _FileProgress())
         try:
             stat = await anyio.to_thread.run_sync(path.stat)
         except FileNotFoundError:
-            return BatchOutcome()
+            return
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
         progress.size, progress.mtime = stat.st_size, stat.st_mtime
         if progress.committed is not None and progress.committed + progress.pending == stat.st_size:
             await self._maybe_report_tail(transcript, progress, report_tails)
-            return BatchOutcome()  # nothing new: no trace for an idle file
+            return  # nothing new: no trace for an idle file
         with self.observer.file_import(transcript) as span:
-            outcome = await self._import_delta(transcript, stat, progress, span)
-            if outcome.stored or outcome.quarantined:  # logged inside the span: the line carries its trace id
+            delta = BatchOutcome()
+            try:
+                await self._import_delta(transcript, stat, progress, span, delta)
+            finally:
+                outcome.add(delta)
+            if delta.stored or delta.quarantined:  # logged inside the span: the line carries its trace id
                 logger.info(
                     "imported %d entries, %d duplicates, %d quarantined",
-                    sum(outcome.stored.values()),
-                    outcome.duplicates,
-                    sum(outcome.quarantined.values()),
+                    sum(delta.stored.values()),
+                    delta.duplicates,
+                    sum(delta.quarantined.values()),
                     extra={"mnemo.transcript.path": transcript.relative_path},
                 )
         await self._maybe_report_tail(transcript, progress, report_tails)
-        return outcome
 
     async def _import_delta(
-        self, transcript: TranscriptFile, stat: os.stat_result, progress: _FileProgress, span: FileImportSpan
-    ) -> BatchOutcome:
+        self,
+        transcript: TranscriptFile,
+        stat: os.stat_result,
+        progress: _FileProgress,
+        span: FileImportSpan,
+        outcome: BatchOutcome,
+    ) -> None:
         """Read and commit batches from the checkpoint to the last complete line."""
-        outcome = BatchOutcome()
         offset = progress.committed = await self._resume_offset(transcript, stat)
         while True:
             try:
                 await self._import_from(transcript, offset, progress, span, outcome)
-                return outcome
+                return
             except CheckpointMoved:
                 logger.info("another importer advanced this file; resuming from its checkpoint")
                 offset = progress.committed = await self._resume_offset(transcript, stat)
