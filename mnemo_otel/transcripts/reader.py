@@ -61,8 +61,9 @@ def read_lines(
 def _split(
     f: BinaryIO, offset: int, max_line_bytes: int, result: ReadResult
 ) -> Iterator[RawLine | OversizeLine]:
-    buf = b""
-    buf_offset = offset
+    pieces: list[bytes] = []  # an unterminated line so far, joined once when its newline arrives
+    pieces_len = 0
+    base = offset  # file offset of the first byte in ``pieces`` (or of the next chunk)
     oversize: _OversizeState | None = None
     while chunk := f.read(CHUNK_BYTES):
         if oversize is not None:
@@ -73,30 +74,33 @@ def _split(
             oversize.feed(chunk[:newline])
             line = oversize.finish(end=oversize.offset + oversize.length + 1)
             yield line
-            result.end = line.end
+            result.end = base = line.end
             oversize = None
-            buf_offset = line.end
             chunk = chunk[newline + 1 :]
-        buf = buf + chunk if buf else chunk
+        if chunk.find(b"\n") == -1:
+            pieces.append(chunk)
+            pieces_len += len(chunk)
+            if pieces_len > max_line_bytes:
+                oversize = _OversizeState(base)
+                for piece in pieces:
+                    oversize.feed(piece)
+                pieces, pieces_len = [], 0
+            continue
+        if pieces:
+            chunk = b"".join((*pieces, chunk))
+            pieces, pieces_len = [], 0
         start = 0
-        while (newline := buf.find(b"\n", start)) != -1:
-            line_end = newline + 1
+        while (newline := chunk.find(b"\n", start)) != -1:
             if newline - start > max_line_bytes:
-                yield _oversize_from(buf[start:newline], buf_offset + start)
+                yield _oversize_from(chunk[start:newline], base + start)
             else:
-                yield RawLine(buf_offset + start, buf_offset + line_end, buf[start:newline])
-            start = line_end
-            result.end = buf_offset + start
-        buf = buf[start:]
-        buf_offset += start
-        if len(buf) > max_line_bytes:
-            oversize = _OversizeState(buf_offset)
-            oversize.feed(buf)
-            buf = b""
-    if oversize is not None:
-        result.pending = oversize.length
-    else:
-        result.pending = len(buf)
+                yield RawLine(base + start, base + newline + 1, chunk[start:newline])
+            start = newline + 1
+            result.end = base + start
+        base += start
+        if start < len(chunk):
+            pieces, pieces_len = [chunk[start:]], len(chunk) - start
+    result.pending = oversize.length if oversize is not None else pieces_len
 
 
 class _OversizeState:

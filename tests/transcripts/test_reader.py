@@ -63,3 +63,12 @@ class TestReadLines:
         path.write_bytes(big + b"\n")
         lines, _ = _read(path, cap=64 * 1024 * 1024)
         assert len(lines) == 1 and isinstance(lines[0], RawLine) and lines[0].data == big
+
+
+def test_read_lines__an_unterminated_oversize_tail_stays_pending(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"one\n" + b"z" * (2 * reader.CHUNK_BYTES + 3))
+    lines, result = _read(path, cap=1000)
+    assert [line.data for line in lines if isinstance(line, RawLine)] == [b"one"]
+    assert result.end == 4
+    assert result.pending == 2 * reader.CHUNK_BYTES + 3
