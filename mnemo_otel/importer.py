@@ -69,6 +69,9 @@ class _FileProgress:
     pending: int = 0
     waiting_since: float | None = None
     tail_reported: tuple[int, int] | None = None  # (offset, length) already in the quarantine
+    # (inode, size, mtime) when the file was last read to its end: unchanged means nothing to do.
+    # Size alone is not enough: a file replaced by one of the same size must be looked at again.
+    read_through: tuple[int, int, int] | None = None
 
     @property
     def backlog(self) -> int:
@@ -214,9 +217,10 @@ class Importer:
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
         progress.size, progress.mtime = stat.st_size, stat.st_mtime
-        if progress.committed is not None and progress.committed + progress.pending == stat.st_size:
+        if progress.read_through == _signature(stat):
             await self._maybe_report_tail(transcript, progress, report_tails)
             return  # nothing new: no trace for an idle file
+        signature = _signature(stat)
         with self.observer.file_import(transcript) as span:
             delta = BatchOutcome()
             try:
@@ -231,6 +235,7 @@ class Importer:
                     sum(delta.quarantined.values()),
                     extra={"mnemo.transcript.path": transcript.relative_path},
                 )
+        progress.read_through = signature
         await self._maybe_report_tail(transcript, progress, report_tails)
 
     async def _import_delta(
@@ -424,6 +429,10 @@ class Importer:
                 progress.waiting_since = None
         self.state.backlog_bytes = waiting
         self.state.backlog_since = oldest
+
+
+def _signature(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 async def _run_all(*jobs: Callable[[], Awaitable[None]]) -> None:

@@ -329,3 +329,18 @@ async def test_import__a_line_postgres_refuses_is_isolated_and_quarantined(
     assert await stored_keys(db) == {f"k{i}" for i in range(10)} - {"k6"}
     rows = await quarantine(db)
     assert [(kind, raw) for _, _, kind, raw in rows] == [("rejected_by_db", lines[6][:-1])]
+
+
+async def test_import__file_replaced_by_one_of_the_same_size_is_noticed(
+    sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    path = transcripts / "s.jsonl"
+    path.write_bytes(entry("aaaa"))
+    job = importer(sink, transcripts)
+    await job.import_once()
+    replacement = transcripts / "tmp"
+    replacement.write_bytes(entry("bbbb"))  # same length, different content
+    os.utime(replacement, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    replacement.replace(path)
+    await job.import_once()  # the same importer: its in-memory view must not hide the change
+    assert await stored_keys(db) == {"aaaa", "bbbb"}
