@@ -17,29 +17,47 @@ import anyio
 
 from tests.chaos.harness import FULL, REDUCED, ChaosResult, Scale
 from tests.chaos.scenarios import appends_while_importing, database_outages, sigkill_importer
+from tests.chaos.surroundings import (
+    collector_outage,
+    disk_full,
+    hung_loop_under_supervisor,
+    truncate_and_replace,
+)
 from tests.postgres_server import PostgresServer
 
 from ._report import environment, format_table
 
-__all__ = ("main", "run", "table")
+__all__ = ("SCENARIOS", "main", "run", "table")
+
+SCENARIOS = ("sigkill", "outage", "appends", "collector", "truncate", "disk", "hang")
 
 
-async def run(scale: Scale, *, seed: int) -> list[ChaosResult]:
+async def run(scale: Scale, *, seed: int, only: Sequence[str] = SCENARIOS) -> list[ChaosResult]:
     """Every scenario in turn, each in its own directory; one server for those that need not stop it."""
     results: list[ChaosResult] = []
     server = PostgresServer()
     try:
         await anyio.to_thread.run_sync(server.start)
         with tempfile.TemporaryDirectory(prefix="mnemo-chaos-") as tmp:
-            for name in ("sigkill", "outage", "appends"):
+            for name in only:
                 workdir = Path(tmp) / name
                 workdir.mkdir()
                 if name == "sigkill":
                     results.append(await sigkill_importer(server, workdir, scale, seed=seed))
                 elif name == "outage":
                     results.append(await database_outages(workdir, scale, seed=seed))
-                else:
+                elif name == "appends":
                     results.append(await appends_while_importing(server, workdir, scale, seed=seed))
+                elif name == "collector":
+                    results.append(await collector_outage(server, workdir, scale, seed=seed))
+                elif name == "truncate":
+                    results.append(await truncate_and_replace(server, workdir, scale, seed=seed))
+                elif name == "disk":
+                    results.append(await disk_full(workdir, scale, seed=seed))
+                elif name == "hang":
+                    results.append(await hung_loop_under_supervisor(server, workdir, scale, seed=seed))
+                else:
+                    raise ValueError(f"no such scenario: {name}")
     finally:
         await anyio.to_thread.run_sync(server.destroy)
     return results
@@ -66,12 +84,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--reduced", action="store_true", help="the reduced (CI) form instead of the full one"
     )
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a random seed)")
+    parser.add_argument(
+        "--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="run just these scenarios"
+    )
     args = parser.parse_args(argv)
     scale = REDUCED if args.reduced else FULL
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print(format_table(["", ""], [*environment(), ("form", scale.name), ("seed", str(seed))]))
     print()
-    print(table(anyio.run(partial(run, scale, seed=seed))))
+    print(table(anyio.run(partial(run, scale, seed=seed, only=args.only))))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import random
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +55,31 @@ class Scale:
     outages: int
     db_down_seconds: float
     append_seconds: float
+    collector_down_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Scale:
         return FULL if environ.get("MNEMO_CHAOS_FULL") == "1" else REDUCED
 
 
-REDUCED = Scale("reduced", corpus_mb=3, kills=5, outages=2, db_down_seconds=3, append_seconds=4)
-FULL = Scale("full", corpus_mb=20, kills=30, outages=4, db_down_seconds=60, append_seconds=30)
+REDUCED = Scale(
+    "reduced",
+    corpus_mb=3,
+    kills=5,
+    outages=2,
+    db_down_seconds=3,
+    append_seconds=4,
+    collector_down_seconds=10,
+)
+FULL = Scale(
+    "full",
+    corpus_mb=20,
+    kills=30,
+    outages=4,
+    db_down_seconds=60,
+    append_seconds=30,
+    collector_down_seconds=180,
+)
 
 
 @dataclass
@@ -234,6 +251,47 @@ async def wait_for_checkpoints(dsn: str, target: float, *, proc: anyio.abc.Proce
                 conn.terminate()
 
 
+def complete_offsets(root: Path) -> dict[str, int]:
+    """Each transcript's checkpoint once all its complete lines are imported, by stored path."""
+    offsets = {}
+    for path in root.rglob("*.jsonl"):
+        offsets[str(path)] = path.read_bytes().rfind(b"\n") + 1
+    return offsets
+
+
+async def wait_for_files(
+    dsn: str, expected: Mapping[str, int], *, proc: anyio.abc.Process | None = None
+) -> bool:
+    """Poll until every file's checkpoint is exactly its expected offset (``False`` if ``proc`` exits).
+
+    Per file, not a sum: after a truncation a file's stale, larger checkpoint would hide another
+    file's missing bytes in a total.
+    """
+    with anyio.fail_after(POLL_TIMEOUT_SECONDS):
+        while proc is None or proc.returncode is None:
+            try:
+                conn = await asyncpg.connect(dsn)
+            except (OSError, asyncpg.PostgresError):
+                await anyio.sleep(0.05)
+                continue
+            try:
+                while proc is None or proc.returncode is None:
+                    if await _table_exists(conn):
+                        rows = await conn.fetch(
+                            "SELECT path, committed_offset FROM mnemo.files WHERE path = ANY($1::text[])",
+                            list(expected),
+                        )
+                        got = {r["path"]: r["committed_offset"] for r in rows}
+                        if all(got.get(path) == offset for path, offset in expected.items()):
+                            return True
+                    await anyio.sleep(0.02)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await anyio.sleep(0.05)
+            finally:
+                conn.terminate()
+    return False
+
+
 async def _table_exists(conn: asyncpg.Connection) -> bool:
     found: bool = await conn.fetchval("SELECT to_regclass('mnemo.files') IS NOT NULL")
     return found
@@ -283,6 +341,21 @@ async def clean_reference(server: PostgresServer, root: Path, log: IO[bytes]) ->
     async with importer_process(["import", "--json", str(root)], dsn, log) as proc:
         code = await proc.wait()
     assert code == 0, f"clean reference run exited with {code}"
+    return await snapshot(dsn)
+
+
+async def clean_reference_history(
+    server: PostgresServer, root: Path, log: IO[bytes], states: list[Callable[[], None]]
+) -> Snapshot:
+    """Uninterrupted ``mnemo-otel import`` runs into one fresh database, one after each of ``states``
+    (callables that put the files back as they once were): a clean run over all content ever written,
+    in the order it was written, at the same paths."""
+    dsn = await fresh_database(server, "chaos_reference")
+    for state in states:
+        state()
+        async with importer_process(["import", "--json", str(root)], dsn, log) as proc:
+            code = await proc.wait()
+        assert code == 0, f"clean reference run exited with {code}"
     return await snapshot(dsn)
 
 

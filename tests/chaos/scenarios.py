@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from io import FileIO
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from .harness import (
     wait_for_checkpoints,
 )
 
-__all__ = ("appends_while_importing", "database_outages", "sigkill_importer")
+__all__ = ("Writer", "appends_while_importing", "database_outages", "sigkill_importer", "start_after_crash")
 
 STARTUP_KILL_WINDOW_SECONDS = 1.5
 
@@ -114,7 +115,7 @@ async def database_outages(workdir: Path, scale: Scale, *, seed: int) -> ChaosRe
                     crash = index % 2 == 1
                     await anyio.to_thread.run_sync(server.kill if crash else server.stop)
                     await anyio.sleep(scale.db_down_seconds)
-                    await anyio.to_thread.run_sync(_start_after_crash, server)
+                    await anyio.to_thread.run_sync(start_after_crash, server)
                     back = time.monotonic()
                     if not await wait_for_checkpoints(dsn, target, proc=daemon):
                         result.differences.append(f"the daemon exited ({daemon.returncode}) after an outage")
@@ -147,7 +148,7 @@ def _move_in(staging: Path, destination: Path) -> None:
         path.rename(target)
 
 
-def _start_after_crash(server: PostgresServer) -> None:
+def start_after_crash(server: PostgresServer) -> None:
     """Start on the same port; after a SIGKILL, orphaned backends may hold shared memory a moment."""
     deadline = time.monotonic() + 60
     while True:
@@ -172,7 +173,7 @@ async def appends_while_importing(
     build_corpus(root, mb=scale.corpus_mb / 2, seed=seed)
     dsn = await fresh_database(server, "chaos_append")
     result = ChaosResult("appends while importing", runs=1)
-    writer = _Writer(root, random.Random(seed + 1), seconds=scale.append_seconds)
+    writer = Writer(root, random.Random(seed + 1), seconds=scale.append_seconds)
     with (workdir / "daemon.log").open("ab") as log:
         async with importer_process(["run", str(root)], dsn, log) as daemon:
             await anyio.to_thread.run_sync(writer.run)
@@ -192,14 +193,26 @@ async def appends_while_importing(
     return result
 
 
-class _Writer:
-    """Appends like Claude Code does (whole lines, one session per file), but sometimes in halves."""
+class Writer:
+    """Appends like Claude Code does (whole lines, one session per file), but sometimes in halves.
 
-    def __init__(self, root: Path, rng: random.Random, *, seconds: float) -> None:
+    Runs ``seconds`` or until ``stop`` is set; ``exclude`` keeps it off files a scenario mutates itself.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        rng: random.Random,
+        *,
+        seconds: float,
+        stop: threading.Event | None = None,
+        exclude: Collection[Path] = (),
+    ) -> None:
         self.rng = rng
         self.seconds = seconds
+        self.stop = stop or threading.Event()
         self.lines = self.split = self.hostile = 0
-        existing = sorted(root.rglob("*.jsonl"))
+        existing = [p for p in sorted(root.rglob("*.jsonl")) if p not in exclude]
         project = existing[0].parent
         new = [project / f"{uuid.UUID(int=rng.getrandbits(128))}.jsonl" for _ in range(2)]
         subagent = project / "appended-session" / "subagents" / "agent-appended.jsonl"
@@ -211,7 +224,7 @@ class _Writer:
         files = {path: FileIO(path, "ab") for path in self.targets}  # unbuffered: one write() each
         try:
             deadline = time.monotonic() + self.seconds
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self.stop.is_set():
                 path = self.rng.choice(self.targets)
                 if self.rng.random() < 0.03:
                     data = self.rng.choice(HOSTILE_LINES) + b"\n"

@@ -1,5 +1,7 @@
 """The crash contract of issue 2 under real chaos: SIGKILLed importers, a PostgreSQL that goes away,
-transcripts growing under the importer. Every scenario must end exactly where a clean run ends.
+transcripts growing under the importer; and the surroundings failing (issue 6): the collector stopped,
+files truncated and replaced, the data volume full, the work loop hung under a supervisor. Every
+scenario must end exactly where a clean run ends: 0 lost, 0 duplicated.
 
 Reduced form by default (CI); ``MNEMO_CHAOS_FULL=1`` runs the full form, ``MNEMO_CHAOS_SEED`` replays.
 """
@@ -13,6 +15,7 @@ import pytest
 from ..postgres_server import PostgresServer
 from .harness import ChaosResult, Scale
 from .scenarios import appends_while_importing, database_outages, seed_from_env, sigkill_importer
+from .surroundings import collector_outage, disk_full, hung_loop_under_supervisor, truncate_and_replace
 
 # Read at collection: the autouse fixture strips MNEMO_* from the environment before each test.
 SCALE = Scale.from_env()
@@ -43,3 +46,33 @@ async def test_appends__lines_written_while_importing_end_up_exactly_as_a_clean_
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
     _assert_exact(await appends_while_importing(postgres, tmp_path, SCALE, seed=SEED))
+
+
+async def test_collector_outage__imports_go_on_and_the_heartbeat_resumes_in_prometheus(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    result = await collector_outage(postgres, tmp_path, SCALE, seed=SEED)
+    _assert_exact(result)
+    assert len(result.recovery_seconds) == 1  # a heartbeat newer than the collector's restart arrived
+
+
+async def test_truncate_and_replace__every_content_ever_written_is_kept_once(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    result = await truncate_and_replace(postgres, tmp_path, SCALE, seed=SEED)
+    _assert_exact(result)
+    assert len(result.recovery_seconds) == 1
+
+
+async def test_disk_full__daemon_resumes_by_itself_once_space_is_freed(tmp_path: Path) -> None:
+    result = await disk_full(tmp_path, SCALE, seed=SEED)
+    _assert_exact(result)  # includes: the import did fail for lack of space first
+    assert len(result.recovery_seconds) == 1
+
+
+async def test_hung_loop__watchdog_exits_supervisor_restarts_nothing_lost(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    result = await hung_loop_under_supervisor(postgres, tmp_path, SCALE, seed=SEED)
+    _assert_exact(result)  # includes: first exit was the watchdog's, and a new process was spawned
+    assert len(result.recovery_seconds) == 1
