@@ -13,7 +13,7 @@ from pathlib import Path
 from .settings import ImportSettings
 from .store.sink import FileIdentity
 from .transcripts.parse import BadLine, Entry, Quarantine, parse_line
-from .transcripts.reader import HEAD_BYTES, OVERSIZE_SAMPLE_BYTES, ReadResult, head_digest, read_lines
+from .transcripts.reader import HEAD_BYTES, OVERSIZE_SAMPLE_BYTES, ReadResult, range_digest, read_lines
 
 __all__ = ("FileRead", "changed_under_checkpoint", "read_batch", "read_tail")
 
@@ -49,7 +49,13 @@ def read_batch(path: Path, start: int, limits: ImportSettings) -> FileRead:
             break
     stat = path.stat()
     head_length = min(end, HEAD_BYTES)
-    identity = FileIdentity(stat.st_dev, stat.st_ino, head_digest(path, head_length), head_length)
+    identity = FileIdentity(
+        stat.st_dev,
+        stat.st_ino,
+        range_digest(path, 0, head_length),
+        head_length,
+        range_digest(path, max(0, end - HEAD_BYTES), end),
+    )
     return FileRead(start, end, entries, bad_lines, identity, exhausted, result.pending if exhausted else 0)
 
 
@@ -63,8 +69,11 @@ def changed_under_checkpoint(
         return None
     if stat.st_ino != identity.inode:
         return "replaced"
-    if identity.head_length and head_digest(path, identity.head_length) != identity.head_sha256:
+    if identity.head_length and range_digest(path, 0, identity.head_length) != identity.head_sha256:
         return "rewritten"
+    mark_start = max(0, offset - HEAD_BYTES)
+    if identity.mark_sha256 is not None and range_digest(path, mark_start, offset) != identity.mark_sha256:
+        return "cut short and grown back"
     return None
 
 

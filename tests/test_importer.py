@@ -344,3 +344,23 @@ async def test_import__file_replaced_by_one_of_the_same_size_is_noticed(
     replacement.replace(path)
     await job.import_once()  # the same importer: its in-memory view must not hide the change
     assert await stored_keys(db) == {"aaaa", "bbbb"}
+
+
+async def test_import__file_cut_short_and_grown_back_past_its_checkpoint_is_reread(
+    sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    path = transcripts / "s.jsonl"
+    old = [entry(f"old-{i}", text="o" * 3000) for i in range(12)]  # well past the first 4 KiB
+    path.write_bytes(b"".join(old))
+    await import_once(sink, transcripts)
+    checkpoint_before = await checkpoint(db, path)
+    with path.open("r+b") as f:  # same inode, same head
+        f.truncate(sum(map(len, old[:3])))
+    with path.open("ab") as f:
+        f.write(b"".join(entry(f"new-{i}", text="n" * 3000) for i in range(20)))
+    assert path.stat().st_size > (checkpoint_before or 0)
+
+    await import_once(sink, transcripts)
+
+    assert await stored_keys(db) == {f"old-{i}" for i in range(12)} | {f"new-{i}" for i in range(20)}
+    assert await quarantine(db) == []

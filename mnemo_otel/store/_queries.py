@@ -33,7 +33,8 @@ RETURNING e.key
 """
 
 SELECT_CHECKPOINT: Final = """
-SELECT path, committed_offset, device, inode, head_sha256, head_length FROM mnemo.files WHERE path = $1
+SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
+FROM mnemo.files WHERE path = $1
 """
 # Creates the file's row on first sight and locks it either way (ON CONFLICT DO UPDATE takes the row
 # lock), so concurrent importers of one file serialise here and the loser sees the moved checkpoint.
@@ -49,14 +50,14 @@ WITH completed_tails AS (
     WHERE source_path = $1 AND error_kind = 'unterminated_tail' AND source_offset < $2
 )
 UPDATE mnemo.files
-SET committed_offset = $2, device = $3, inode = $4, head_sha256 = $5, head_length = $6,
-    open_session_id = $7, open_prompt_uuid = $8, updated_at = now(), missing_since = NULL
+SET committed_offset = $2, device = $3, inode = $4, head_sha256 = $5, head_length = $6, mark_sha256 = $7,
+    open_session_id = $8, open_prompt_uuid = $9, updated_at = now(), missing_since = NULL
 WHERE path = $1
 """
 RESET_FILE: Final = """
 UPDATE mnemo.files
 SET committed_offset = 0, generation = generation + 1, device = NULL, inode = NULL, head_sha256 = NULL,
-    head_length = 0, open_session_id = NULL, open_prompt_uuid = NULL, updated_at = now()
+    head_length = 0, mark_sha256 = NULL, open_session_id = NULL, open_prompt_uuid = NULL, updated_at = now()
 WHERE path = $1 AND committed_offset = $2
 """
 MARK_MISSING: Final = """

@@ -165,6 +165,7 @@ class PostgresSink:
                 identity.inode,
                 identity.head_sha256,
                 identity.head_length,
+                identity.mark_sha256,
                 session_id,
                 prompt_uuid,
             )
@@ -246,7 +247,9 @@ async def _keep_session(conn: Conn) -> None:
 def _checkpoint(row: asyncpg.Record) -> Checkpoint:
     identity = None
     if row["inode"] is not None:
-        identity = FileIdentity(row["device"], row["inode"], row["head_sha256"] or "", row["head_length"])
+        identity = FileIdentity(
+            row["device"], row["inode"], row["head_sha256"] or "", row["head_length"], row["mark_sha256"]
+        )
     return Checkpoint(path=row["path"], offset=row["committed_offset"], identity=identity)
 
 

@@ -23,6 +23,7 @@ class FileIdentity:
     inode: int
     head_sha256: str
     head_length: int
+    mark_sha256: str | None = None  # the bytes just before the checkpoint (see HEAD_BYTES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ("HEAD_BYTES", "OversizeLine", "RawLine", "ReadResult", "head_digest", "read_lines")
+__all__ = ("HEAD_BYTES", "OversizeLine", "RawLine", "ReadResult", "range_digest", "read_lines")
 
 CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 4096
@@ -128,7 +128,9 @@ def _oversize_from(data: bytes, offset: int) -> OversizeLine:
     return state.finish(end=offset + len(data) + 1)
 
 
-def head_digest(path: Path, length: int) -> str:
-    """Digest of the first ``length`` bytes (at most HEAD_BYTES): detects a file replaced in place."""
+def range_digest(path: Path, start: int, end: int) -> str:
+    """Digest of bytes ``[start, end)``: the file's head, or the bytes just before a checkpoint, tell
+    whether the file is still the one the checkpoint was taken on."""
     with path.open("rb") as f:
-        return hashlib.sha256(f.read(min(length, HEAD_BYTES))).hexdigest()
+        f.seek(start)
+        return hashlib.sha256(f.read(max(0, end - start))).hexdigest()
