@@ -122,25 +122,29 @@ class Importer:
         files = await self._scan()
         await anyio.to_thread.run_sync(self._measure, files)
         self._update_backlog()
-        queue = iter(files)
+        queue = iter(self._by_directory_oldest_first(files))
 
         async def worker() -> None:
-            for transcript in queue:  # a shared iterator: each file goes to exactly one worker
-                try:
-                    outcome = await self._import_with_retry(transcript, report_tails=report_tails)
-                except SourceError as exc:
-                    self.observer.failure(exc.error_type)
-                    if not tolerate_source_errors:
-                        raise
-                    logger.warning("skipping unreadable transcript: %s", exc)
-                    continue
-                summary.files += 1
-                summary.outcome.add(outcome)
-                self._update_backlog()
-                if progress is not None:
-                    progress(summary.files, len(files))
+            for group in queue:  # a shared iterator: each directory goes to exactly one worker
+                for transcript in group:
+                    await import_one(transcript)
 
-        # Files are independent: while PostgreSQL stores one, Python parses another.
+        async def import_one(transcript: TranscriptFile) -> None:
+            try:
+                outcome = await self._import_with_retry(transcript, report_tails=report_tails)
+            except SourceError as exc:
+                self.observer.failure(exc.error_type)
+                if not tolerate_source_errors:
+                    raise
+                logger.warning("skipping unreadable transcript: %s", exc)
+                return
+            summary.files += 1
+            summary.outcome.add(outcome)
+            self._update_backlog()
+            if progress is not None:
+                progress(summary.files, len(files))
+
+        # Directories are independent: while PostgreSQL stores one file, Python parses another.
         await _run_all(*[worker] * self.settings.concurrent_files)
         summary.pending_bytes = sum(p.pending for p in self._files.values())
         self._update_backlog()
@@ -404,6 +408,22 @@ class Importer:
         if gone:
             await self.sink.mark_missing(gone)
             logger.info("%d transcript(s) deleted from disk; their data stays in the database", len(gone))
+
+    def _by_directory_oldest_first(self, files: list[TranscriptFile]) -> list[list[TranscriptFile]]:
+        """Files grouped by directory, oldest first within each: one worker takes a whole group.
+
+        A resumed session repeats its predecessor's lines in a newer file of the same project
+        directory; importing the older file first makes "first seen wins" mean "the original wins",
+        whatever the number of workers.
+        """
+        groups: dict[Path, list[TranscriptFile]] = {}
+        for transcript in files:
+            groups.setdefault(transcript.path.parent, []).append(transcript)
+        for group in groups.values():
+            group.sort(
+                key=lambda t: (self._files[t.path].mtime if t.path in self._files else 0.0, t.path.name)
+            )
+        return list(groups.values())
 
     def _measure(self, files: list[TranscriptFile]) -> None:
         """Sizes of every file before importing, so the backlog is known even if importing stalls."""

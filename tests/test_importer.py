@@ -82,19 +82,23 @@ async def test_import__json_that_jsonb_refuses_is_stored_losslessly(
     assert orjson.loads(rows["nul"]["data"])["text"] == "before\ufffdafter"
 
 
-async def test_import__resumed_session_repeating_uuids_stores_each_once_first_seen_wins(
+async def test_import__resumed_session_repeating_uuids_stores_each_once_and_the_original_wins(
     sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
 ) -> None:
-    first = transcripts / "a-first.jsonl"
+    first = transcripts / "b-original.jsonl"
     first.write_bytes(entry("u1") + entry("a1", kind="assistant"))
-    resumed = transcripts / "b-resumed.jsonl"
+    resumed = transcripts / "a-resumed.jsonl"  # sorts first by name: age, not name, decides
     resumed.write_bytes(
         entry("u1", session="s2") + entry("a1", session="s2", kind="assistant") + entry("u2", session="s2")
     )
+    os.utime(first, (1_000, 1_000))
+    os.utime(resumed, (2_000, 2_000))
+    (transcripts / "other").mkdir()  # another project keeps the second worker busy meanwhile
+    (transcripts / "other" / "x.jsonl").write_bytes(b"".join(entry(f"x{i}", session="x") for i in range(50)))
 
     summary = await import_once(sink, transcripts)
 
-    assert await stored_keys(db) == {"u1", "a1", "u2"}
+    assert await stored_keys(db) == {"u1", "a1", "u2"} | {f"x{i}" for i in range(50)}
     assert summary.outcome.duplicates == 2
     owner = await db.fetchval("SELECT session_id FROM mnemo.entries WHERE key = 'u1'")
     assert owner == "s1"
