@@ -15,9 +15,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
-from opentelemetry import trace
 
-from .. import __version__
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
 from ..transcripts.parse import BadLine, Entry, entry_metric_type
 from . import _queries as q
@@ -66,9 +64,8 @@ async def translate_errors() -> AsyncIterator[None]:
 class PostgresSink:
     """Sink writing to PostgreSQL. Create with :meth:`open`; close with :meth:`aclose`."""
 
-    def __init__(self, pool: asyncpg.Pool, *, tracer_provider: trace.TracerProvider | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._tracer = trace.get_tracer("mnemo_otel", __version__, tracer_provider)
 
     @classmethod
     async def open(
@@ -78,7 +75,6 @@ class PostgresSink:
         migrate: bool = True,
         connect_timeout: float = 10.0,
         pool_size: int = 2,
-        tracer_provider: trace.TracerProvider | None = None,
     ) -> PostgresSink:
         """Connect (and migrate). A malformed URL is a :class:`ConfigError`, not a retry."""
         try:
@@ -92,7 +88,7 @@ class PostgresSink:
                 )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid database URL: {type(exc).__name__}") from exc
-        sink = cls(pool, tracer_provider=tracer_provider)
+        sink = cls(pool)
         if migrate:
             try:
                 await sink.migrate()
@@ -177,16 +173,7 @@ class PostgresSink:
             return set()
         entries = batch.entries
         payload = _entries_payload(entries)
-        with self._tracer.start_as_current_span(
-            "mnemo.store_entries",
-            attributes={
-                "db.collection.name": "mnemo.entries",
-                "mnemo.entries.count": len(entries),
-                "mnemo.payload.bytes": len(payload),
-            },
-            record_exception=False,
-        ):
-            rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id)
+        rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id)
         first_index: dict[str, int] = {}
         for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)

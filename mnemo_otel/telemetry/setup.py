@@ -16,12 +16,13 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
@@ -31,11 +32,21 @@ from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMe
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
 from .. import __version__
 from .names import SERVICE_NAME_DEFAULT, SERVICE_NAMESPACE
 
-__all__ = ("Telemetry", "build_resource", "configure_local_logging", "configure_telemetry")
+__all__ = (
+    "Telemetry",
+    "WithoutTransactionNoise",
+    "build_resource",
+    "configure_local_logging",
+    "configure_telemetry",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +96,9 @@ def configure_telemetry(
         logger.debug("OpenTelemetry SDK disabled (OTEL_SDK_DISABLED); local logging only")
         return result
     resource = build_resource(env)
-    result.tracer_provider = TracerProvider(resource=resource)
+    # OTEL_TRACES_SAMPLER, when set, is the SDK's to honour; our default also drops transaction noise.
+    sampler = None if env.get("OTEL_TRACES_SAMPLER") else WithoutTransactionNoise(DEFAULT_ON)
+    result.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     result.tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(env)))
     interval = int(env.get("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS))
     reader = PeriodicExportingMetricReader(_metric_exporter(env), export_interval_millis=interval)
@@ -124,6 +137,38 @@ def build_resource(env: Mapping[str, str]) -> Resource:
     if env.get("OTEL_SERVICE_NAME"):
         from_env["service.name"] = env["OTEL_SERVICE_NAME"]
     return defaults.merge(Resource(from_env))
+
+
+class WithoutTransactionNoise(Sampler):
+    """Parent-based sampling that drops the asyncpg instrumentation's BEGIN/COMMIT/ROLLBACK spans.
+
+    Every batch is a transaction, so they would be a quarter of all spans, each saying nothing the
+    ``mnemo.write`` span does not; their cost (the export thread holds the GIL) is import time.
+    """
+
+    _NOISE = frozenset({"BEGIN", "COMMIT", "ROLLBACK"})
+
+    def __init__(self, delegate: Sampler) -> None:
+        self._delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if name in self._NOISE:
+            return SamplingResult(Decision.DROP)
+        return self._delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"WithoutTransactionNoise({self._delegate.get_description()})"
 
 
 def _protocol(env: Mapping[str, str], signal: str) -> str:

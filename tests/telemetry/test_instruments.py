@@ -108,7 +108,7 @@ async def test_instruments__heartbeat_reads_the_loop_state_and_freezes_when_the_
 async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_on_rows(
     harness: Harness, database_url: str, db: asyncpg.Connection, transcripts: Path, tmp_path: Path
 ) -> None:
-    sink = await PostgresSink.open(database_url, tracer_provider=harness.tracers)
+    sink = await PostgresSink.open(database_url)
     path = transcripts / "s.jsonl"
     path.write_bytes(entry("a", session="sess-42") + entry("b", session="sess-42"))
     telemetry = harness.telemetry({})
@@ -135,6 +135,18 @@ async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_o
     assert root.attributes["mnemo.batches"] == 2
     trace_id = format(root.context.trace_id, "032x")
     children = {s.name for s in spans if s.context.trace_id == root.context.trace_id and s is not root}
-    assert {"mnemo.read", "mnemo.write", "mnemo.store_entries"} <= children
+    assert {"mnemo.read", "mnemo.write"} <= children
     stored = {r["import_trace_id"] for r in await db.fetch("SELECT import_trace_id FROM mnemo.entries")}
     assert stored == {trace_id}
+
+
+def test_sampler__drops_transaction_noise_and_keeps_the_rest() -> None:
+    from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
+
+    from mnemo_otel.telemetry.setup import WithoutTransactionNoise
+
+    sampler = WithoutTransactionNoise(DEFAULT_ON)
+    assert sampler.should_sample(None, 1, "COMMIT").decision is Decision.DROP
+    assert sampler.should_sample(None, 1, "BEGIN").decision is Decision.DROP
+    assert sampler.should_sample(None, 1, "INSERT").decision is Decision.RECORD_AND_SAMPLE
+    assert sampler.should_sample(None, 1, names.SPAN_IMPORT).decision is Decision.RECORD_AND_SAMPLE
