@@ -1,4 +1,5 @@
-"""Every SQL statement the PostgreSQL sink runs. Content travels only in parameters and COPY data."""
+"""Every SQL statement the PostgreSQL sink runs. Content travels only in parameters, never in SQL text
+(so the instrumentation's ``db.statement`` carries no conversation content)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The built-in sink: PostgreSQL through asyncpg.
 
-A batch is one transaction: lock the file's checkpoint row, COPY the lines into a temporary staging
-table, insert them into ``mnemo.entries`` with ``ON CONFLICT DO NOTHING`` (the key decides "stored
-once"), record quarantined lines, fold sessions and exchanges from what was newly stored, and move the
-checkpoint. A crash at any instant leaves either all of it or none of it.
+A batch is one transaction: lock the file's checkpoint row, insert the lines into ``mnemo.entries``
+in one statement with ``ON CONFLICT DO NOTHING`` (the key decides "stored once"), record quarantined
+lines, fold sessions and exchanges from what was newly stored, and move the checkpoint. A crash at any
+instant leaves either all of it or none of it. The asyncpg instrumentation traces every statement;
+there is no COPY for it to miss.
 """
 
 from __future__ import annotations
