@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import anyio
 import asyncpg
 
+from tests.importing import clean_env
 from tests.postgres_server import PostgresServer
 
 from ._report import REPO
@@ -31,11 +31,7 @@ MB = 1_000_000
 MIB = 1024 * 1024
 
 
-def base_env(**extra: str) -> dict[str, str]:
-    """This environment minus anything of ours or the SDK's, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_", "CLAUDE_"))}
-    env.update(extra)
-    return env
+base_env = clean_env  # the same rule as the tests: nothing of ours, the SDK's or Claude's leaks in
 
 
 def create_database(server: PostgresServer, name: str) -> str:

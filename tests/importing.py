@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from mnemo_otel.store.sink import Sink
 from mnemo_otel.synthetic import line
 
 FAST_RETRY = RetrySettings(initial_seconds=0.05, max_seconds=0.5)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without our, the SDK's or Claude's variables, plus ``extra``:
+    what a child importer process gets, so a developer's own settings never leak into a test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_", "CLAUDE_"))}
+    env.update(extra)
+    return env
 
 
 def importer(sink: Sink, root: Path, **settings: Any) -> Importer:

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from .importing import entry
+from .importing import clean_env, entry
 from .postgres_server import free_port
 
 CLI = [sys.executable, "-m", "mnemo_otel"]
@@ -22,7 +22,7 @@ CLI = [sys.executable, "-m", "mnemo_otel"]
 def _cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+    full_env = clean_env()
     full_env["OTEL_SDK_DISABLED"] = "true"  # the telemetry tests cover exporting
     full_env.update(env or {})
     return subprocess.run(
@@ -99,7 +99,7 @@ class TestRunWatcher:
         staging = transcripts.parent / "staging"
         (staging / "sub").mkdir(parents=True)
         (staging / "sub" / "s.jsonl").write_bytes(entry("moved-in"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+        env = clean_env()
         env.update(
             {
                 "MNEMO_DATABASE_URL": database_url,
@@ -160,7 +160,7 @@ class TestRunCommand:
     ) -> None:
         path = transcripts / "s.jsonl"
         path.write_bytes(entry("a"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+        env = clean_env()
         env.update(
             {
                 "MNEMO_DATABASE_URL": database_url,
@@ -205,7 +205,7 @@ class TestProgressBar:
 
         for i in range(3):
             (transcripts / f"s{i}.jsonl").write_bytes(entry(f"k{i}"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+        env = clean_env()
         env.update({"MNEMO_DATABASE_URL": database_url, "OTEL_SDK_DISABLED": "true", "COLUMNS": "100"})
         output = bytearray()
 

@@ -24,6 +24,7 @@ import asyncpg
 
 from mnemo_otel.synthetic import line, write_corpus
 
+from ..importing import clean_env
 from ..postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -303,7 +304,7 @@ async def _table_exists(conn: asyncpg.Connection) -> bool:
 def importer_env(dsn: str, **extra: str) -> dict[str, str]:
     """The importer's environment: fast retries, no tail reports (a clean run never makes one), no
     telemetry export and no fixed health port (neither is under test here)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_", "CLAUDE_"))}
+    env = clean_env()
     env.update(
         {
             "MNEMO_DATABASE_URL": dsn,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -10,11 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..importing import clean_env
 from ..support.otlp_sink import OtlpSink, attributes
 
 
 def daemon_env(database_url: str, otlp_url: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNEMO_", "OTEL_"))}
+    env = clean_env()
     env.update(
         {
             "MNEMO_DATABASE_URL": database_url,
