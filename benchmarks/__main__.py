@@ -14,7 +14,7 @@ from functools import partial
 
 import anyio
 
-from tests.chaos.harness import FULL, REDUCED
+from testkit.chaos.harness import FULL, REDUCED
 
 from . import (
     append_latency,

@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 import asyncpg
 
-from tests.importing import clean_env
-from tests.postgres_server import PostgresServer
+from testkit.importing import clean_env
+from testkit.postgres_server import PostgresServer
 
 from ._report import REPO
 

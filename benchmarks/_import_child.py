@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 
 from mnemo_otel.importer import Importer
-from mnemo_otel.observer import ImportObserver
+from mnemo_otel.model import ImportObserver
 from mnemo_otel.state import LoopState
 from mnemo_otel.store.postgres import PostgresSink
 from mnemo_otel.telemetry.instruments import ImportTelemetry

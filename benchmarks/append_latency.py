@@ -30,9 +30,9 @@ from pathlib import Path
 import anyio
 import asyncpg
 
-from mnemo_otel.synthetic import line, write_corpus
-from tests.postgres_server import PostgresServer
-from tests.support.otlp_sink import running_sink
+from testkit.otlp_sink import running_sink
+from testkit.postgres_server import PostgresServer
+from testkit.synthetic import line, write_corpus
 
 from ._common import MB, base_env, create_database, verdict
 from ._report import REPO, environment, format_table

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import anyio
 
-from tests.chaos.harness import FULL, REDUCED, ChaosResult, Scale
-from tests.chaos.scenarios import appends_while_importing, database_outages, sigkill_importer
-from tests.chaos.surroundings import (
+from testkit.chaos.harness import FULL, REDUCED, ChaosResult, Scale
+from testkit.chaos.scenarios import appends_while_importing, database_outages, sigkill_importer
+from testkit.chaos.surroundings import (
     collector_outage,
     disk_full,
     hung_loop_under_supervisor,
     truncate_and_replace,
 )
-from tests.postgres_server import PostgresServer
+from testkit.postgres_server import PostgresServer
 
 from ._report import environment, format_table
 

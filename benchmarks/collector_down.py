@@ -29,9 +29,9 @@ import anyio
 import asyncpg
 import psutil
 
-from mnemo_otel.synthetic import session_lines, write_corpus
-from tests.postgres_server import PostgresServer
-from tests.support import free_port
+from testkit import free_port
+from testkit.postgres_server import PostgresServer
+from testkit.synthetic import session_lines, write_corpus
 
 from ._common import MB, MIB, base_env, create_database, import_in_child, median, verdict
 from ._report import REPO, environment, format_table

@@ -22,8 +22,8 @@ from pathlib import Path
 import anyio
 import asyncpg
 
-from mnemo_otel.synthetic import write_corpus
-from tests.postgres_server import PostgresServer
+from testkit.postgres_server import PostgresServer
+from testkit.synthetic import write_corpus
 
 from ._report import REPO, environment, format_table
 

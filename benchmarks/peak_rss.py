@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnemo_otel.synthetic import write_corpus
-from tests.postgres_server import PostgresServer
-from tests.support.otlp_sink import running_sink
+from testkit.otlp_sink import running_sink
+from testkit.postgres_server import PostgresServer
+from testkit.synthetic import write_corpus
 
 from ._common import MB, base_env, create_database, import_in_child, verdict
 from ._report import environment, format_table

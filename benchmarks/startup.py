@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnemo_otel.synthetic import write_corpus
 from mnemo_otel.telemetry import names
-from tests.postgres_server import PostgresServer
-from tests.support import free_port, http_get
-from tests.support.otlp_sink import OtlpSink, running_sink
+from testkit import free_port, http_get
+from testkit.otlp_sink import OtlpSink, running_sink
+from testkit.postgres_server import PostgresServer
+from testkit.synthetic import write_corpus
 
 from ._common import MB, base_env, create_database, median
 from ._report import REPO, environment, format_table

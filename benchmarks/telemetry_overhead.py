@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnemo_otel.synthetic import write_corpus
-from tests.postgres_server import PostgresServer
-from tests.support.otlp_sink import running_sink
-from tests.support.stack import running_backends
+from testkit.otlp_sink import running_sink
+from testkit.postgres_server import PostgresServer
+from testkit.stack import running_backends
+from testkit.synthetic import write_corpus
 
 from ._common import MB, base_env, create_database, import_in_child, median, verdict
 from ._report import environment, format_table

@@ -120,7 +120,7 @@ def _grafana(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     drift = check(args.out)
     for problem in drift:
-        sys.stderr.write(f"{problem}\n")
+        sys.stderr.write(f"drifted: {args.out / problem}\n")
     return EXIT_ERROR if drift else EXIT_OK
 
 

@@ -28,6 +28,24 @@ class LoopState:
         self.heartbeat = time.time()
         self.heartbeat_monotonic = time.monotonic()
 
+    def database_reached(self) -> None:
+        self.db_up = True
+
+    def committed(self) -> None:
+        """A batch is durable: the database answers and the import made progress."""
+        self.db_up = True
+        self.last_success = time.time()
+
+    def failed(self, error_type: str) -> None:
+        """An attempt failed and will be retried: the loop is alive, the database may not be."""
+        self.db_up = False
+        self.last_error = error_type
+        self.beat()
+
+    def backlog(self, waiting_bytes: int, since: float | None) -> None:
+        self.backlog_bytes = waiting_bytes
+        self.backlog_since = since
+
     def backlog_oldest_age(self, now: float | None = None) -> float:
         if self.backlog_since is None or self.backlog_bytes <= 0:
             return 0.0

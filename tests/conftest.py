@@ -13,8 +13,7 @@ import pytest
 
 from mnemo_otel.store.migrate import apply_migrations
 from mnemo_otel.store.postgres import PostgresSink
-
-from .postgres_server import PostgresServer
+from testkit.postgres_server import PostgresServer
 
 _TEMPLATE = "mnemo_template"
 _counter = itertools.count()

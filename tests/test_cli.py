@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from .importing import clean_env, entry
-from .postgres_server import free_port
+from testkit.importing import clean_env, entry
+from testkit.postgres_server import free_port
 
 CLI = [sys.executable, "-m", "mnemo_otel"]
 

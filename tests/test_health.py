@@ -61,7 +61,7 @@ class TestHealthServer:
             server.stop()
 
     def test_probe__reports_an_importer_that_does_not_answer(self) -> None:
-        from .postgres_server import free_port
+        from testkit.postgres_server import free_port
 
         ok, text = probe(HealthSettings(port=free_port()), timeout=1)
         assert not ok and "no answer" in text

@@ -1,4 +1,4 @@
-"""The data contract (DESIGN.md §2) on a real PostgreSQL: every complete line stored once or quarantined."""
+"""The data contract on a real PostgreSQL: every complete line stored once or quarantined."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import orjson
 import pytest
 
 from mnemo_otel.store.postgres import PostgresSink
-
-from .importing import checkpoint, entry, import_once, importer, quarantine, stored_keys
+from testkit.importing import checkpoint, entry, import_once, importer, quarantine, stored_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -244,7 +243,7 @@ async def test_import__exchanges_fold_across_batches_exactly_once(
             "content": [{"type": "tool_result", "tool_use_id": "x", "content": "out"}],
         },
     }
-    from mnemo_otel.synthetic import line
+    from testkit.synthetic import line
 
     path = transcripts / "s.jsonl"
     path.write_bytes(
@@ -277,7 +276,7 @@ async def test_import__exchanges_fold_across_batches_exactly_once(
 async def test_import__two_importers_at_once_neither_duplicate_nor_corrupt(
     database_url: str, db: asyncpg.Connection, transcripts: Path
 ) -> None:
-    from mnemo_otel.synthetic import write_corpus
+    from testkit.synthetic import write_corpus
 
     write_corpus(transcripts, target_bytes=3_000_000, turns_per_session=30)
     path = next(transcripts.rglob("*.jsonl"))

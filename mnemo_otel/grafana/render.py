@@ -20,7 +20,7 @@ __all__ = ("GENERATED", "check", "render_all")
 
 _HEADER: Final = (
     "# Generated from mnemo_otel/grafana (the alert spec is spec.py). Do not edit:\n"
-    "# change the spec, then run `python -m mnemo_otel.grafana render`.\n"
+    "# change the spec, then run `mnemo-otel grafana render`.\n"
 )
 
 GENERATED: Final[dict[str, Callable[[], dict[str, Any]]]] = {

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..transcripts.parse import Entry
-from ..transcripts.turns import Role
+from ..model import Entry, Role
 
 __all__ = ("ExchangeDelta", "SessionDelta", "fold")
 

@@ -64,17 +64,13 @@ WHERE path = $1 AND committed_offset = $2
 MARK_MISSING: Final = """
 UPDATE mnemo.files SET missing_since = now() WHERE path = ANY($1::text[]) AND missing_since IS NULL
 """
-TRACKED_PATHS: Final = """
-SELECT path FROM mnemo.files WHERE missing_since IS NULL
-"""
-
 INSERT_QUARANTINE: Final = """
 INSERT INTO mnemo.quarantine
     (source_path, source_offset, error_kind, detail, raw, line_length, line_sha256, import_trace_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (source_path, source_offset, line_sha256) DO NOTHING
 """
-INSERT_TAIL_REPORT: Final = INSERT_QUARANTINE
+
 UPSERT_EXCHANGES: Final = """
 INSERT INTO mnemo.exchanges AS x
     (session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,

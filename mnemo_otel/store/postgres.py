@@ -18,11 +18,10 @@ import asyncpg
 import orjson
 
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
-from ..transcripts.parse import BadLine, Entry, entry_metric_type
+from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentity
 from . import _queries as q
 from ._fold import fold
 from .migrate import apply_migrations
-from .sink import Batch, BatchOutcome, Checkpoint, FileIdentity
 
 __all__ = ("PostgresSink", "translate_errors")
 
@@ -123,10 +122,6 @@ class PostgresSink:
         async with self._connection() as conn:
             await apply_migrations(conn)
 
-    async def ping(self) -> None:
-        async with self._connection() as conn:
-            await conn.fetchval("SELECT 1")
-
     async def checkpoint(self, path: str) -> Checkpoint | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(q.SELECT_CHECKPOINT, path)
@@ -180,7 +175,7 @@ class PostgresSink:
             first_index.setdefault(entry.key, index)
         stored = {first_index[row["key"]] for row in rows}
         for index in stored:
-            outcome.stored[entry_metric_type(entries[index].entry_type)] += 1
+            outcome.stored[entries[index].entry_type] += 1
         outcome.duplicates = len(entries) - len(stored)
         return stored
 
@@ -195,17 +190,12 @@ class PostgresSink:
 
     async def report_tail(self, path: str, tail: BadLine, trace_id: str | None) -> bool:
         async with self._connection() as conn:
-            status = await conn.execute(q.INSERT_TAIL_REPORT, *_quarantine_row(path, tail, trace_id))
+            status = await conn.execute(q.INSERT_QUARANTINE, *_quarantine_row(path, tail, trace_id))
         return status != "INSERT 0 0"
 
     async def mark_missing(self, paths: list[str]) -> None:
         async with self._connection() as conn:
             await conn.execute(q.MARK_MISSING, paths)
-
-    async def tracked_paths(self) -> list[str]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(q.TRACKED_PATHS)
-        return [row["path"] for row in rows]
 
 
 def _entries_payload(entries: list[Entry]) -> str:

@@ -20,15 +20,12 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
-from .. import __version__
+from .._version import __version__
 from ..state import LoopState
-from ..transcripts.parse import entry_metric_type
 from . import names
 
 if TYPE_CHECKING:
-    from .._batches import FileRead
-    from ..store.sink import BatchOutcome
-    from ..transcripts.discovery import TranscriptFile
+    from ..model import BatchOutcome, FileRead, TranscriptFile
 
 __all__ = ("SCOPE", "ImportTelemetry")
 
@@ -40,7 +37,7 @@ _LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 8640
 
 
 class ImportTelemetry:
-    """Implements :class:`mnemo_otel.observer.ImportObserver` with OpenTelemetry instruments.
+    """Implements :class:`mnemo_otel.model.ImportObserver` with OpenTelemetry instruments.
 
     :param volumes: named paths whose filesystem free space is reported (``watched``, ``data``).
     """
@@ -58,91 +55,45 @@ class ImportTelemetry:
         self._process = psutil.Process()
         meter = metrics.get_meter(SCOPE, __version__, meter_provider)
         self._tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
-        gauge = meter.create_observable_gauge
-        gauge(names.HEARTBEAT.name, [self._heartbeat], names.HEARTBEAT.unit, names.HEARTBEAT.description)
-        gauge(
-            names.LAST_SUCCESS.name,
-            [self._last_success],
-            names.LAST_SUCCESS.unit,
-            names.LAST_SUCCESS.description,
-        )
-        gauge(names.BACKLOG.name, [self._backlog], names.BACKLOG.unit, names.BACKLOG.description)
-        gauge(
-            names.BACKLOG_OLDEST_AGE.name,
-            [self._backlog_age],
-            names.BACKLOG_OLDEST_AGE.unit,
-            names.BACKLOG_OLDEST_AGE.description,
-        )
-        gauge(names.DB_UP.name, [self._db_up], names.DB_UP.unit, names.DB_UP.description)
-        gauge(
-            names.PROCESS_MEMORY.name,
-            [self._memory],
-            names.PROCESS_MEMORY.unit,
-            names.PROCESS_MEMORY.description,
-        )
-        gauge(
-            names.PROCESS_OPEN_FDS.name,
-            [self._fds],
-            names.PROCESS_OPEN_FDS.unit,
-            names.PROCESS_OPEN_FDS.description,
-        )
-        gauge(
-            names.PROCESS_UPTIME.name,
-            [self._uptime],
-            names.PROCESS_UPTIME.unit,
-            names.PROCESS_UPTIME.description,
-        )
-        gauge(
-            names.FILESYSTEM_UTILIZATION.name,
-            [self._fs_utilization],
-            names.FILESYSTEM_UTILIZATION.unit,
-            names.FILESYSTEM_UTILIZATION.description,
-        )
-        gauge(
-            names.FILESYSTEM_FREE.name,
-            [self._fs_free],
-            names.FILESYSTEM_FREE.unit,
-            names.FILESYSTEM_FREE.description,
-        )
-        meter.create_observable_counter(
-            names.PROCESS_CPU_TIME.name,
-            [self._cpu],
-            names.PROCESS_CPU_TIME.unit,
-            names.PROCESS_CPU_TIME.description,
-        )
+        self._observe_vital_signs(meter)
         counter = meter.create_counter
-        self._entries = counter(
-            names.ENTRIES_IMPORTED.name, names.ENTRIES_IMPORTED.unit, names.ENTRIES_IMPORTED.description
-        )
-        self._exchanges = counter(
-            names.EXCHANGES_IMPORTED.name, names.EXCHANGES_IMPORTED.unit, names.EXCHANGES_IMPORTED.description
-        )
-        self._duplicates = counter(names.DUPLICATES.name, names.DUPLICATES.unit, names.DUPLICATES.description)
-        self._quarantined = counter(
-            names.QUARANTINED.name, names.QUARANTINED.unit, names.QUARANTINED.description
-        )
-        self._failures = counter(
-            names.IMPORT_FAILURES.name, names.IMPORT_FAILURES.unit, names.IMPORT_FAILURES.description
-        )
+        self._entries = counter(*_args(names.ENTRIES_IMPORTED))
+        self._exchanges = counter(*_args(names.EXCHANGES_IMPORTED))
+        self._duplicates = counter(*_args(names.DUPLICATES))
+        self._quarantined = counter(*_args(names.QUARANTINED))
+        self._failures = counter(*_args(names.IMPORT_FAILURES))
         self._duration = meter.create_histogram(
-            names.IMPORT_DURATION.name,
-            names.IMPORT_DURATION.unit,
-            names.IMPORT_DURATION.description,
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            *_args(names.IMPORT_DURATION), explicit_bucket_boundaries_advisory=_DURATION_BUCKETS
         )
         self._lag = meter.create_histogram(
-            names.LAG.name,
-            names.LAG.unit,
-            names.LAG.description,
-            explicit_bucket_boundaries_advisory=_LAG_BUCKETS,
+            *_args(names.LAG), explicit_bucket_boundaries_advisory=_LAG_BUCKETS
         )
         # Zero-valued series from the start: "no failures yet" must be a 0, not an absent series.
         self._failures.add(0, {names.ATTR_ERROR_TYPE: "db_unavailable"})
         self._quarantined.add(0, {names.ATTR_ERROR_TYPE: "invalid_json"})
         self._duplicates.add(0)
         self._exchanges.add(0)
-        for entry_type in ("user", "assistant", "system", "summary", "other"):
+        for entry_type in names.ENTRY_METRIC_TYPES:
             self._entries.add(0, {names.ATTR_ENTRY_TYPE: entry_type})
+
+    def _observe_vital_signs(self, meter: metrics.Meter) -> None:
+        """Observable instruments: read at export time from the loop state and the process."""
+        gauges = (
+            (names.HEARTBEAT, self._heartbeat),
+            (names.LAST_SUCCESS, self._last_success),
+            (names.BACKLOG, self._backlog),
+            (names.BACKLOG_OLDEST_AGE, self._backlog_age),
+            (names.DB_UP, self._db_up),
+            (names.PROCESS_MEMORY, self._memory),
+            (names.PROCESS_OPEN_FDS, self._fds),
+            (names.PROCESS_UPTIME, self._uptime),
+            (names.FILESYSTEM_UTILIZATION, self._fs_utilization),
+            (names.FILESYSTEM_FREE, self._fs_free),
+        )
+        for metric, callback in gauges:
+            meter.create_observable_gauge(metric.name, [callback], metric.unit, metric.description)
+        cpu = names.PROCESS_CPU_TIME
+        meter.create_observable_counter(cpu.name, [self._cpu], cpu.unit, cpu.description)
 
     # -- the observer hooks ----------------------------------------------------------------------
 
@@ -170,7 +121,7 @@ class ImportTelemetry:
         self, transcript: TranscriptFile, read: FileRead, outcome: BatchOutcome, seconds: float
     ) -> None:
         for entry_type, count in outcome.stored.items():
-            self._entries.add(count, {names.ATTR_ENTRY_TYPE: entry_metric_type(entry_type)})
+            self._entries.add(count, {names.ATTR_ENTRY_TYPE: names.entry_metric_type(entry_type)})
         if outcome.exchanges_created:
             self._exchanges.add(outcome.exchanges_created)
         if outcome.duplicates:
@@ -289,3 +240,8 @@ def _newest_timestamp(read: FileRead) -> float | None:
         if entry.timestamp is not None:
             return entry.timestamp.timestamp()
     return None
+
+
+def _args(metric: names.MetricName) -> tuple[str, str, str]:
+    """Name, unit and description, in the order the API's ``create_*`` methods take them."""
+    return metric.name, metric.unit, metric.description

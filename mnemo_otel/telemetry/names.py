@@ -18,12 +18,14 @@ __all__ = (
     "ATTR_SESSION_ID",
     "ATTR_TRANSCRIPT_PATH",
     "ATTR_VOLUME",
+    "ENTRY_METRIC_TYPES",
     "METRICS",
     "SERVICE_NAMESPACE",
     "SERVICE_NAME_DEFAULT",
     "SPAN_IMPORT",
     "MetricKind",
     "MetricName",
+    "entry_metric_type",
 )
 
 SERVICE_NAME_DEFAULT: Final = "mnemo-importer"
@@ -31,6 +33,15 @@ SERVICE_NAMESPACE: Final = "mnemo"
 SPAN_IMPORT: Final = "mnemo.import"
 
 ATTR_ENTRY_TYPE: Final = "entry.type"
+# The bounded values of ``entry.type`` (a line's own ``type`` field is unbounded).
+ENTRY_METRIC_TYPES: Final = ("user", "assistant", "system", "summary", "other")
+
+
+def entry_metric_type(entry_type: str) -> str:
+    """A line's ``type`` mapped onto :data:`ENTRY_METRIC_TYPES`."""
+    return entry_type if entry_type in ENTRY_METRIC_TYPES else "other"
+
+
 ATTR_ERROR_TYPE: Final = "error.type"
 ATTR_SESSION_ID: Final = "mnemo.session.id"
 ATTR_TRANSCRIPT_PATH: Final = "mnemo.transcript.path"

@@ -37,7 +37,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from .. import __version__
+from .._version import __version__
 from .names import SERVICE_NAME_DEFAULT, SERVICE_NAMESPACE
 
 __all__ = (

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ("TranscriptFile", "default_roots", "discover")
+from ..model import TranscriptFile
 
-
-@dataclass(frozen=True, slots=True)
-class TranscriptFile:
-    """A transcript and the root it was found under (the root makes telemetry paths relative)."""
-
-    root: Path
-    path: Path
-
-    @property
-    def relative_path(self) -> str:
-        try:
-            return str(self.path.relative_to(self.root))
-        except ValueError:
-            return self.path.name
+__all__ = ("default_roots", "discover")
 
 
 def default_roots(environ: os._Environ[str] | dict[str, str]) -> list[Path]:

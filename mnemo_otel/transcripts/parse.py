@@ -9,65 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 import orjson
 
+from ..model import BadLine, Entry, Quarantine
 from .reader import OversizeLine, RawLine
-from .turns import Role, classify
+from .turns import classify
 
-__all__ = ("BadLine", "Entry", "Quarantine", "entry_metric_type", "parse_line")
-
-_METRIC_TYPES = frozenset({"user", "assistant", "system", "summary"})
-
-
-class Quarantine(Enum):
-    """Why a line was quarantined (also the ``error.type`` of the quarantine counter)."""
-
-    INVALID_JSON = "invalid_json"
-    GLUED = "glued_lines"
-    NOT_OBJECT = "not_object"
-    INVALID_UTF8 = "invalid_utf8"
-    NUL_BYTES = "nul_bytes"
-    OVERSIZE = "oversize"
-    UNTERMINATED_TAIL = "unterminated_tail"
-    REJECTED_BY_DB = "rejected_by_db"
-
-
-@dataclass(frozen=True, slots=True)
-class BadLine:
-    offset: int
-    end: int
-    kind: Quarantine
-    raw: bytes
-    length: int
-    sha256: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A line to store. ``line`` is the exact original (line ending removed).
-
-    ``jsonb`` is set only when PostgreSQL's jsonb cannot take the original (``\\u0000``, lone
-    surrogates, NaN): it is a sanitised copy, and the original is then stored verbatim beside it.
-    """
-
-    offset: int
-    end: int
-    key: str
-    line: bytes
-    entry_type: str
-    uuid: str | None
-    parent_uuid: str | None
-    session_id: str | None
-    timestamp: datetime | None
-    role: Role
-    text: str
-    jsonb: bytes | None
+__all__ = ("parse_line",)
 
 
 def parse_line(raw: RawLine | OversizeLine) -> Entry | BadLine | None:
@@ -144,11 +95,6 @@ def _entry(raw: RawLine, data: bytes, obj: dict[str, Any], jsonb: bytes | None) 
         text=text,
         jsonb=jsonb,
     )
-
-
-def entry_metric_type(entry_type: str) -> str:
-    """The bounded ``entry.type`` vocabulary for metrics (the raw type is unbounded)."""
-    return entry_type if entry_type in _METRIC_TYPES else "other"
 
 
 def _str(value: object) -> str | None:

@@ -7,10 +7,11 @@ system, so only a human-typed message opens an exchange.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
-__all__ = ("Role", "classify")
+from ..model import Role
+
+__all__ = ("classify",)
 
 _PSEUDO_PROMPT_PREFIXES = (
     "<command-name>",
@@ -25,12 +26,6 @@ _PSEUDO_PROMPT_PREFIXES = (
     "[Request interrupted by user",
     "Caveat: The messages below were generated",
 )
-
-
-class Role(Enum):
-    PROMPT = "prompt"
-    ASSISTANT = "assistant"
-    OTHER = "other"
 
 
 def classify(obj: dict[str, Any]) -> tuple[Role, str]:

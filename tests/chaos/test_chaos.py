@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from ..postgres_server import PostgresServer
-from .harness import ChaosResult, Scale
-from .scenarios import appends_while_importing, database_outages, seed_from_env, sigkill_importer
-from .surroundings import collector_outage, disk_full, hung_loop_under_supervisor, truncate_and_replace
+from testkit.chaos.harness import ChaosResult, Scale
+from testkit.chaos.scenarios import appends_while_importing, database_outages, seed_from_env, sigkill_importer
+from testkit.chaos.surroundings import (
+    collector_outage,
+    disk_full,
+    hung_loop_under_supervisor,
+    truncate_and_replace,
+)
+from testkit.postgres_server import PostgresServer
 
 # Read at collection: the autouse fixture strips MNEMO_* from the environment before each test.
 SCALE = Scale.from_env()

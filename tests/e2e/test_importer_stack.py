@@ -19,14 +19,14 @@ import pytest
 from mnemo_otel.grafana.spec import RULES, AlertSpec
 from mnemo_otel.telemetry import names
 from mnemo_otel.telemetry.names import MetricKind
+from testkit import wait_for
+from testkit.collector import Collector
+from testkit.importing import entry
+from testkit.otlp_sink import OtlpSink
+from testkit.postgres_server import PostgresServer
+from testkit.prometheus import Prometheus
+from testkit.stack import running_backends
 
-from ..importing import entry
-from ..postgres_server import PostgresServer
-from ..support import wait_for
-from ..support.collector import Collector
-from ..support.otlp_sink import OtlpSink
-from ..support.prometheus import Prometheus
-from ..support.stack import running_backends
 from ..telemetry.daemon import daemon_env, running_daemon
 
 pytestmark = pytest.mark.e2e

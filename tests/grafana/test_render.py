@@ -12,7 +12,7 @@ from tests.grafana._paths import GRAFANA_DIR, REPO
 
 class TestRender:
     def test_committed_files__match_the_spec(self) -> None:
-        assert check(GRAFANA_DIR) == [], "run `python -m mnemo_otel.grafana render` and commit"
+        assert check(GRAFANA_DIR) == [], "run `mnemo-otel grafana render` and commit"
 
     def test_render_all__writes_every_generated_file_deterministically(self, tmp_path: Path) -> None:
         first = {p.relative_to(tmp_path): p.read_bytes() for p in render_all(tmp_path)}
@@ -29,7 +29,7 @@ class TestRender:
 
     def test_cli__check_exits_nonzero_on_drift(self, tmp_path: Path) -> None:
         def run(command: str) -> int:
-            args = [sys.executable, "-m", "mnemo_otel.grafana", command, "--out", str(tmp_path)]
+            args = [sys.executable, "-m", "mnemo_otel", "grafana", command, "--out", str(tmp_path)]
             return subprocess.run(args, cwd=REPO, capture_output=True, check=False).returncode
 
         assert run("check") == 1

@@ -18,12 +18,12 @@ import yaml
 
 from mnemo_otel.grafana import GRAFANA_VERSION
 from mnemo_otel.telemetry import names
-from tests.support import REPO_ROOT
-from tests.support.collector import SHIPPED_CONFIG, collector_binary
-from tests.support.prometheus import PROMETHEUS_FLAGS, SHIPPED_PROMETHEUS_CONFIG
+from testkit import REPO_ROOT
+from testkit.collector import SHIPPED_CONFIG, collector_binary
+from testkit.prometheus import PROMETHEUS_FLAGS, SHIPPED_PROMETHEUS_CONFIG
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-BACKENDS = REPO_ROOT / "collector" / "backends"
+BACKENDS = REPO_ROOT / "backends"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
@@ -164,12 +164,11 @@ def test_backend_configs_are_mounted_where_the_images_read_them(services: dict[s
     assert "./collector/config.yaml:/etc/otelcol/config.yaml:ro" in services["collector"]["volumes"]
     assert services["collector"]["command"] == ["--config=file:/etc/otelcol/config.yaml"]
     assert (
-        "./collector/backends/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
-        in (services["prometheus"]["volumes"])
+        "./backends/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in (services["prometheus"]["volumes"])
     )
-    assert "./collector/backends/tempo.yaml:/etc/tempo/tempo.yaml:ro" in services["tempo"]["volumes"]
+    assert "./backends/tempo.yaml:/etc/tempo/tempo.yaml:ro" in services["tempo"]["volumes"]
     assert services["tempo"]["command"] == ["-config.file=/etc/tempo/tempo.yaml"]
-    assert "./collector/backends/loki.yaml:/etc/loki/loki.yaml:ro" in services["loki"]["volumes"]
+    assert "./backends/loki.yaml:/etc/loki/loki.yaml:ro" in services["loki"]["volumes"]
     assert services["loki"]["command"] == ["-config.file=/etc/loki/loki.yaml"]
 
 

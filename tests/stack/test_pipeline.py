@@ -30,11 +30,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from mnemo_otel.telemetry import names
 from mnemo_otel.telemetry.names import MetricKind, MetricName
-from tests.support import wait_for
-from tests.support.collector import Collector
-from tests.support.otlp_sink import OtlpSink
-from tests.support.prometheus import Prometheus
-from tests.support.stack import running_backends
+from testkit import wait_for
+from testkit.collector import Collector
+from testkit.otlp_sink import OtlpSink
+from testkit.prometheus import Prometheus
+from testkit.stack import running_backends
 
 pytestmark = pytest.mark.e2e
 

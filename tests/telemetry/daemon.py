@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..importing import clean_env
-from ..support.otlp_sink import OtlpSink, attributes
+from testkit.importing import clean_env
+from testkit.otlp_sink import OtlpSink, attributes
 
 
 def daemon_env(database_url: str, otlp_url: str | None, **extra: str) -> dict[str, str]:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from mnemo_otel import __version__
-from mnemo_otel.synthetic import line
 from mnemo_otel.telemetry import names
+from testkit import wait_for
+from testkit.importing import entry
+from testkit.otlp_sink import OtlpSink, running_sink
+from testkit.synthetic import line
 
-from ..importing import entry
-from ..support import wait_for
-from ..support.otlp_sink import OtlpSink, running_sink
 from .daemon import daemon_env, exported_bytes, metric_points, metric_units, running_daemon
 
 CANARY = "CANARY-4f1d9b-conversation-text"
@@ -96,7 +96,7 @@ def test_export__metrics_spans_and_logs_follow_the_contract_and_never_carry_cont
 def test_export__collector_unreachable_costs_one_warning_per_exporter_and_no_traceback(
     database_url: str, transcripts: Path, tmp_path: Path
 ) -> None:
-    from ..support import free_port
+    from testkit import free_port
 
     (transcripts / "s.jsonl").write_bytes(entry("a") + entry("b"))
     log = tmp_path / "daemon.log"

@@ -10,10 +10,10 @@ import asyncpg
 
 from mnemo_otel.telemetry import names
 from mnemo_otel.watchdog import EXIT_STALLED
+from testkit import wait_for
+from testkit.importing import entry
+from testkit.otlp_sink import running_sink
 
-from ..importing import entry
-from ..support import wait_for
-from ..support.otlp_sink import running_sink
 from .daemon import daemon_env, metric_points, running_daemon
 
 

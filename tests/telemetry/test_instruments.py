@@ -20,8 +20,7 @@ from mnemo_otel.state import LoopState
 from mnemo_otel.store.postgres import PostgresSink
 from mnemo_otel.telemetry import names
 from mnemo_otel.telemetry.instruments import ImportTelemetry
-
-from ..importing import FAST_RETRY, entry
+from testkit.importing import FAST_RETRY, entry
 
 pytestmark = pytest.mark.anyio
 

@@ -6,9 +6,9 @@ import json
 import orjson
 import pytest
 
-from mnemo_otel.transcripts.parse import BadLine, Entry, Quarantine, parse_line
+from mnemo_otel.model import BadLine, Entry, Quarantine, Role
+from mnemo_otel.transcripts.parse import parse_line
 from mnemo_otel.transcripts.reader import RawLine
-from mnemo_otel.transcripts.turns import Role
 
 
 def _parse(data: bytes) -> Entry | BadLine | None:

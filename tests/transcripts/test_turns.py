@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mnemo_otel.transcripts.turns import Role, classify
+from mnemo_otel.model import Role
+from mnemo_otel.transcripts.turns import classify
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 
 from mnemo_otel.importer import Importer, ImportSummary
+from mnemo_otel.model import Sink
 from mnemo_otel.settings import ImportSettings, RetrySettings
-from mnemo_otel.store.sink import Sink
-from mnemo_otel.synthetic import line
+from testkit.synthetic import line
 
 FAST_RETRY = RetrySettings(initial_seconds=0.05, max_seconds=0.5)
 

@@ -1,4 +1,4 @@
-"""Debian's Prometheus 2.42, run with the shipped collector/backends/prometheus.yml.
+"""Debian's Prometheus 2.42, run with the shipped backends/prometheus.yml.
 
 The shipped file is used as is except for what cannot hold on a test machine: scrape targets name
 compose services (``collector:8888``), so a temp copy keeps only the jobs the test maps to real
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import REPO_ROOT, free_port, http_get, log_tail, stop_process, wait_for
+from testkit import REPO_ROOT, free_port, http_get, log_tail, stop_process, wait_for
 
 __all__ = (
     "PROMETHEUS_FLAGS",
@@ -29,7 +29,7 @@ __all__ = (
     "running_prometheus",
 )
 
-SHIPPED_PROMETHEUS_CONFIG = REPO_ROOT / "collector" / "backends" / "prometheus.yml"
+SHIPPED_PROMETHEUS_CONFIG = REPO_ROOT / "backends" / "prometheus.yml"
 
 # Feature flags the stack relies on; docker-compose.yml passes the same ones.
 PROMETHEUS_FLAGS: tuple[str, ...] = (

@@ -7,28 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import ImportSettings
-from .store.sink import FileIdentity
-from .transcripts.parse import BadLine, Entry, Quarantine, parse_line
-from .transcripts.reader import HEAD_BYTES, OVERSIZE_SAMPLE_BYTES, ReadResult, range_digest, read_lines
+from ..model import BadLine, Entry, FileIdentity, FileRead, Quarantine
+from ..settings import ImportSettings
+from ..transcripts.parse import parse_line
+from ..transcripts.reader import HEAD_BYTES, OVERSIZE_SAMPLE_BYTES, ReadResult, range_digest, read_lines
 
-__all__ = ("FileRead", "changed_under_checkpoint", "read_batch", "read_tail")
-
-
-@dataclass(slots=True)
-class FileRead:
-    """One batch's worth of lines from ``start``; ``end`` is after its last line (blank lines too)."""
-
-    start: int
-    end: int
-    entries: list[Entry]
-    bad_lines: list[BadLine]
-    identity: FileIdentity
-    exhausted: bool
-    pending: int
+__all__ = ("changed_under_checkpoint", "read_batch", "read_tail")
 
 
 def read_batch(path: Path, start: int, limits: ImportSettings) -> FileRead:

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tests.support import REPO_ROOT, free_port, http_get, log_tail, stop_process, wait_for
+from testkit import REPO_ROOT, free_port, http_get, log_tail, stop_process, wait_for
 
 __all__ = (
     "BUILD_SCRIPT",
@@ -148,7 +148,7 @@ def running_collector(
 ) -> Iterator[Collector]:
     """A started collector running the shipped config, stopped on exit whatever happens.
 
-    Pass ``metrics_port`` (e.g. :func:`tests.support.free_port`) when a Prometheus started before
+    Pass ``metrics_port`` (e.g. :func:`testkit.free_port`) when a Prometheus started before
     the collector must scrape the collector's own metrics.
     """
     collector = Collector(

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from mnemo_otel.synthetic import session_lines, write_corpus
+from testkit.synthetic import session_lines, write_corpus
 
 from ..postgres_server import PostgresServer
 from .harness import (

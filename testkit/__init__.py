@@ -21,7 +21,7 @@ from typing import TypeVar
 
 __all__ = ("REPO_ROOT", "free_port", "http_get", "log_tail", "stop_process", "wait_for")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.support import wait_for
+from testkit import wait_for
 
 __all__ = ("OtlpSink", "ReceivedLog", "ReceivedSpan", "attributes", "running_sink")
 

@@ -26,12 +26,12 @@ import anyio.abc
 import anyio.to_thread
 import asyncpg
 
-from mnemo_otel.synthetic import session_lines
 from mnemo_otel.telemetry import names
 from mnemo_otel.watchdog import EXIT_STALLED
+from testkit.synthetic import session_lines
 
 from ..postgres_server import PostgresServer, _service_user, free_port
-from ..support.stack import running_backends
+from ..stack import running_backends
 from .harness import (
     CLI,
     HOSTILE_LINES,

@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 import asyncpg
 
-from mnemo_otel.synthetic import line, write_corpus
+from testkit.synthetic import line, write_corpus
 
 from ..importing import clean_env
 from ..postgres_server import PostgresServer

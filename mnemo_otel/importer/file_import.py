@@ -1,0 +1,296 @@
+"""One file's delta: resume from the checkpoint, read ahead, commit batch by batch, report a stale tail.
+
+Nothing here remembers progress the database has not committed: ``FileProgress`` is a cache of the
+checkpoint for the scheduler's backlog, never ahead of it, so any failure resumes where the last
+commit left off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ..errors import BatchRejected, CheckpointMoved, SourceError, StoreUnavailable
+from ..model import (
+    BadLine,
+    Batch,
+    BatchOutcome,
+    Entry,
+    FileImportSpan,
+    FileRead,
+    ImportObserver,
+    Quarantine,
+    Sink,
+    TranscriptFile,
+)
+from ..settings import ImportSettings
+from ..state import LoopState
+from ._concurrency import run_all
+from .batches import changed_under_checkpoint, read_batch, read_tail
+
+__all__ = ("COMMIT_GRACE_SECONDS", "FileImporter", "FileProgress")
+
+logger = logging.getLogger("mnemo_otel.importer")
+
+COMMIT_GRACE_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class FileProgress:
+    """What the loop knows of one file between scans (a cache of the database, never ahead of it)."""
+
+    committed: int | None = None
+    size: int = 0
+    mtime: float = 0.0
+    pending: int = 0
+    waiting_since: float | None = None
+    tail_reported: tuple[int, int] | None = None  # (offset, length) already in the quarantine
+    # (inode, size, mtime) when the file was last read to its end: unchanged means nothing to do.
+    # Size alone is not enough: a file replaced by one of the same size must be looked at again.
+    read_through: tuple[int, int, int] | None = None
+
+    @property
+    def backlog(self) -> int:
+        return max(0, self.size - (self.committed or 0) - self.pending)
+
+
+@dataclass(slots=True)
+class _Delta:
+    """One file delta in flight: everything the read and commit steps share."""
+
+    transcript: TranscriptFile
+    stat: os.stat_result
+    progress: FileProgress
+    span: FileImportSpan
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+
+    @property
+    def path(self) -> Path:
+        return self.transcript.path
+
+
+class FileImporter:
+    """Imports the new complete lines of one file at a time into ``sink``."""
+
+    def __init__(
+        self, sink: Sink, settings: ImportSettings, observer: ImportObserver, state: LoopState
+    ) -> None:
+        self.sink = sink
+        self.settings = settings
+        self.observer = observer
+        self.state = state
+
+    async def import_file(
+        self, transcript: TranscriptFile, progress: FileProgress, outcome: BatchOutcome, *, report_tails: bool
+    ) -> None:
+        """Import what is new in ``transcript``; ``outcome`` accumulates even if a later batch fails."""
+        path = transcript.path
+        try:
+            stat = await anyio.to_thread.run_sync(path.stat)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+        progress.size, progress.mtime = stat.st_size, stat.st_mtime
+        signature = file_signature(stat)
+        if progress.read_through == signature:
+            await self.report_stale_tail(transcript, progress, enabled=report_tails)
+            return  # nothing new: no trace for an idle file
+        with self.observer.file_import(transcript) as span:
+            delta = _Delta(transcript, stat, progress, span)
+            try:
+                await self._import_delta(delta)
+            finally:
+                outcome.add(delta.outcome)
+            _log_delta(delta)
+        progress.read_through = signature
+        await self.report_stale_tail(transcript, progress, enabled=report_tails)
+
+    async def _import_delta(self, delta: _Delta) -> None:
+        """Read and commit batches from the checkpoint to the last complete line."""
+        while True:
+            offset = delta.progress.committed = await self._resume_offset(delta)
+            try:
+                await self._import_from(delta, offset)
+                return
+            except CheckpointMoved:
+                logger.info("another importer advanced this file; resuming from its checkpoint")
+
+    async def _import_from(self, delta: _Delta, offset: int) -> None:
+        """Commit batch after batch while the next one is read and parsed in a worker thread."""
+        send, receive = anyio.create_memory_object_stream[FileRead | None](max_buffer_size=1)
+
+        async def read_ahead() -> None:
+            position = offset
+            async with send:
+                while True:
+                    with delta.span.child("mnemo.read"):
+                        read = await self._read(delta.path, position)
+                    try:
+                        await send.send(read)
+                    except anyio.BrokenResourceError:  # the committer stopped: nothing more is wanted
+                        return
+                    if read is None or read.exhausted:
+                        return
+                    position = read.end
+
+        async def commit_all() -> None:
+            async with receive:
+                async for read in receive:
+                    if read is None:  # the file vanished: what was committed stays
+                        return
+                    await self._commit_read(delta, read)
+
+        await run_all(read_ahead, commit_all)
+
+    async def _read(self, path: Path, offset: int) -> FileRead | None:
+        try:
+            return await anyio.to_thread.run_sync(read_batch, path, offset, self.settings)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+
+    async def _commit_read(self, delta: _Delta, read: FileRead) -> None:
+        if read.end > read.start:
+            with delta.span.child("mnemo.write"):
+                committed = await self._commit(delta, read)
+            delta.span.add_batch(read, committed)
+            delta.outcome.add(committed)
+            delta.progress.committed = read.end
+            delta.progress.waiting_since = None
+        self.state.beat()
+        if read.exhausted:
+            delta.progress.pending = read.pending
+
+    async def _resume_offset(self, delta: _Delta) -> int:
+        transcript = delta.transcript
+        checkpoint = await self.sink.checkpoint(str(transcript.path))
+        self.state.database_reached()
+        if checkpoint is None:
+            return 0
+        reason = await anyio.to_thread.run_sync(
+            changed_under_checkpoint, transcript.path, delta.stat, checkpoint.offset, checkpoint.identity
+        )
+        if reason is None:
+            return checkpoint.offset
+        logger.warning(
+            "transcript %s; re-reading from byte 0", reason, extra={"mnemo.offset": checkpoint.offset}
+        )
+        await self.sink.reset(str(transcript.path), str(transcript.root), expected_offset=checkpoint.offset)
+        return 0
+
+    async def _commit(self, delta: _Delta, read: FileRead) -> BatchOutcome:
+        """Commit one batch; a batch PostgreSQL refuses is split until the offending line is isolated."""
+        batch = Batch(
+            path=str(delta.path),
+            root=str(delta.transcript.root),
+            identity=read.identity,
+            start=read.start,
+            end=read.end,
+            entries=read.entries,
+            bad_lines=read.bad_lines,
+            trace_id=delta.span.trace_id,
+        )
+        started = time.perf_counter()
+        # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + COMMIT_GRACE_SECONDS
+            outcome = await self._commit_splitting(batch)
+        if scope.cancelled_caught:
+            raise StoreUnavailable("batch commit did not finish in time; rolled back")
+        self.state.committed()
+        self.observer.committed(delta.transcript, read, outcome, time.perf_counter() - started)
+        return outcome
+
+    async def _commit_splitting(self, batch: Batch) -> BatchOutcome:
+        try:
+            return await self.sink.commit(batch)
+        except BatchRejected:
+            if len(batch.entries) <= 1:
+                return await self.sink.commit(_quarantine_rejected(batch))
+        first, second = _split(batch)
+        outcome = await self._commit_splitting(first)
+        outcome.add(await self._commit_splitting(second))
+        return outcome
+
+    async def report_stale_tail(
+        self, transcript: TranscriptFile, progress: FileProgress, *, enabled: bool
+    ) -> None:
+        """Quarantine-report an unterminated last line idle past the grace (once per tail state)."""
+        if not enabled or progress.pending <= 0 or progress.committed is None:
+            return
+        if time.time() - progress.mtime < self.settings.tail_grace_seconds:
+            return
+        if progress.tail_reported == (progress.committed, progress.pending):
+            return
+        tail = await anyio.to_thread.run_sync(read_tail, transcript.path, progress.committed)
+        if tail.length == 0:
+            return
+        newly_reported = await self.sink.report_tail(str(transcript.path), tail, None)
+        progress.tail_reported = (progress.committed, progress.pending)
+        if newly_reported:
+            self.observer.quarantined(Quarantine.UNTERMINATED_TAIL.value)
+            logger.warning(
+                "unterminated last line idle past the grace period; kept pending",
+                extra={"mnemo.offset": tail.offset, "mnemo.bytes": tail.length},
+            )
+
+
+def file_signature(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _log_delta(delta: _Delta) -> None:
+    """Logged inside the span, so the line carries the import's trace id."""
+    outcome = delta.outcome
+    if outcome.stored or outcome.quarantined:
+        logger.info(
+            "imported %d entries, %d duplicates, %d quarantined",
+            sum(outcome.stored.values()),
+            outcome.duplicates,
+            sum(outcome.quarantined.values()),
+            extra={"mnemo.transcript.path": delta.transcript.relative_path},
+        )
+
+
+def _split(batch: Batch) -> tuple[Batch, Batch]:
+    """Two batches cut at a line boundary in the middle of ``batch`` (it has at least two entries)."""
+    middle = batch.entries[len(batch.entries) // 2].offset
+    first = replace(
+        batch,
+        end=middle,
+        entries=[e for e in batch.entries if e.offset < middle],
+        bad_lines=[b for b in batch.bad_lines if b.offset < middle],
+    )
+    second = replace(
+        batch,
+        start=middle,
+        entries=[e for e in batch.entries if e.offset >= middle],
+        bad_lines=[b for b in batch.bad_lines if b.offset >= middle],
+    )
+    return first, second
+
+
+def _quarantine_rejected(batch: Batch) -> Batch:
+    """The batch with its single entry moved to the quarantine (PostgreSQL refused its data)."""
+    return replace(batch, entries=[], bad_lines=[*batch.bad_lines, *map(_rejected, batch.entries)])
+
+
+def _rejected(entry: Entry) -> BadLine:
+    return BadLine(
+        entry.offset,
+        entry.end,
+        Quarantine.REJECTED_BY_DB,
+        entry.line,
+        len(entry.line),
+        hashlib.sha256(entry.line).hexdigest(),
+        "PostgreSQL refused the line's data",
+    )

@@ -1,0 +1,248 @@
+"""Which file is imported when: scans, file events, parallel workers, retries, backlog, vanished files.
+
+The checkpoint in the database is the only position: the scheduler keeps a cache of it per file
+(``FileProgress``) for the backlog gauges, and ``FileImporter`` does the importing of each delta.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, stop_never
+from tenacity.wait import wait_random_exponential
+from watchfiles import Change, awatch
+
+from ..errors import MnemoError, SourceError, StoreError
+from ..model import BatchOutcome, ImportObserver, NullObserver, Sink, TranscriptFile
+from ..settings import ImportSettings, RetrySettings
+from ..state import LoopState
+from ..transcripts.discovery import discover
+from ._concurrency import run_all
+from .file_import import FileImporter, FileProgress
+
+__all__ = ("ImportSummary", "Importer")
+
+logger = logging.getLogger("mnemo_otel.importer")
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What one pass did; ``--json`` prints it."""
+
+    files: int = 0
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+    pending_bytes: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "entries_stored": sum(self.outcome.stored.values()),
+            "entries_by_type": dict(sorted(self.outcome.stored.items())),
+            "duplicates": self.outcome.duplicates,
+            "quarantined": sum(self.outcome.quarantined.values()),
+            "quarantined_by_kind": dict(sorted(self.outcome.quarantined.items())),
+            "exchanges_created": self.outcome.exchanges_created,
+            "pending_bytes": self.pending_bytes,
+        }
+
+
+class Importer:
+    """Imports transcripts under ``roots`` into ``sink``.
+
+    :param retry_for: seconds to keep retrying an unavailable database; ``None`` means forever (daemon).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        roots: Sequence[Path],
+        settings: ImportSettings | None = None,
+        retry: RetrySettings | None = None,
+        retry_for: float | None = None,
+        observer: ImportObserver | None = None,
+        state: LoopState | None = None,
+    ) -> None:
+        self.sink = sink
+        self.roots = list(roots)
+        self.settings = settings or ImportSettings()
+        self.retry = retry or RetrySettings()
+        self.retry_for = retry_for
+        self.observer = observer or NullObserver()
+        self.state = state or LoopState()
+        self._files: dict[Path, FileProgress] = {}
+        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
+        self._changed = anyio.Event()
+
+    # -- passes ---------------------------------------------------------------------------------
+
+    async def import_once(
+        self,
+        *,
+        report_tails: bool = False,
+        tolerate_source_errors: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportSummary:
+        """Import every complete line present now; unterminated tails stay pending.
+
+        :param tolerate_source_errors: log an unreadable file and go on (daemon) instead of raising.
+        """
+        summary = ImportSummary()
+        files = await self._scan()
+        await anyio.to_thread.run_sync(self._measure, files)
+        self._update_backlog()
+        queue = iter(self._by_directory_oldest_first(files))
+
+        async def worker() -> None:
+            for group in queue:  # a shared iterator: each directory goes to exactly one worker
+                for transcript in group:
+                    await import_one(transcript)
+
+        async def import_one(transcript: TranscriptFile) -> None:
+            try:
+                outcome = await self._import_with_retry(transcript, report_tails=report_tails)
+            except SourceError as exc:
+                self.observer.failure(exc.error_type)
+                if not tolerate_source_errors:
+                    raise
+                logger.warning("skipping unreadable transcript: %s", exc)
+                return
+            summary.files += 1
+            summary.outcome.add(outcome)
+            self._update_backlog()
+            if progress is not None:
+                progress(summary.files, len(files))
+
+        # Directories are independent: while PostgreSQL stores one file, Python parses another.
+        await run_all(*[worker] * self.settings.concurrent_files)
+        summary.pending_bytes = sum(p.pending for p in self._files.values())
+        self._update_backlog()
+        return summary
+
+    async def run(self, *, watch: bool = True) -> None:
+        """The daemon loop: a full pass every rescan interval, and sooner when a transcript changes."""
+        self.state.beat()
+        async with anyio.create_task_group() as tasks:
+            if watch:
+                tasks.start_soon(self._watch)
+            while True:
+                self._changed = anyio.Event()
+                await self.import_once(report_tails=True, tolerate_source_errors=True)
+                await self._mark_missing()
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for a file event or the next rescan, beating as the loop's own idle work."""
+        deadline = anyio.current_time() + self.settings.rescan_interval_seconds
+        while not self._changed.is_set() and anyio.current_time() < deadline:
+            self.state.beat()
+            with anyio.move_on_after(min(self.settings.idle_beat_seconds, deadline - anyio.current_time())):
+                await self._changed.wait()
+
+    async def _watch(self) -> None:
+        """Wake the loop on file events; the periodic rescan stays the source of truth."""
+        roots = [root for root in self.roots if root.exists()]
+        if not roots:
+            return
+        try:
+            async for _ in awatch(*roots, debounce=50, step=50, watch_filter=_is_transcript_event):
+                self._changed.set()
+        except Exception as exc:  # noqa: BLE001 -- any watcher failure degrades to polling; the rescan finds everything
+            logger.warning("file watching stopped (%s); relying on the periodic rescan", type(exc).__name__)
+
+    # -- one file -------------------------------------------------------------------------------
+
+    async def _import_with_retry(self, transcript: TranscriptFile, *, report_tails: bool) -> BatchOutcome:
+        stop = stop_never if self.retry_for is None else stop_after_delay(self.retry_for)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(StoreError),
+            wait=wait_random_exponential(multiplier=self.retry.initial_seconds, max=self.retry.max_seconds),
+            stop=stop,
+            sleep=anyio.sleep,
+            before_sleep=self._on_retry,
+            reraise=True,
+        )
+        outcome = BatchOutcome()  # accumulates across attempts: batches committed before a failure count
+        async for attempt in retrying:
+            with attempt:
+                progress = self._files.setdefault(transcript.path, FileProgress())
+                await self._file_importer.import_file(
+                    transcript, progress, outcome, report_tails=report_tails
+                )
+        return outcome
+
+    def _on_retry(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        kind = error.error_type if isinstance(error, MnemoError) else "internal"
+        self.state.failed(kind)
+        self.observer.failure(kind)
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        logger.warning("import attempt failed (%s: %s); retrying in %.1fs", kind, error, delay)
+
+    # -- scanning -------------------------------------------------------------------------------
+
+    async def _scan(self) -> list[TranscriptFile]:
+        found = await anyio.to_thread.run_sync(lambda: list(discover(self.roots)))
+        self.state.beat()
+        return found
+
+    async def _mark_missing(self) -> None:
+        present = {str(p) for p in self._files if p.exists()}
+        gone = [str(p) for p in self._files if str(p) not in present]
+        for path in gone:
+            self._files.pop(Path(path), None)
+        if gone:
+            await self.sink.mark_missing(gone)
+            logger.info("%d transcript(s) deleted from disk; their data stays in the database", len(gone))
+
+    def _by_directory_oldest_first(self, files: list[TranscriptFile]) -> list[list[TranscriptFile]]:
+        """Files grouped by directory, oldest first within each: one worker takes a whole group.
+
+        A resumed session repeats its predecessor's lines in a newer file of the same project
+        directory; importing the older file first makes "first seen wins" mean "the original wins",
+        whatever the number of workers.
+        """
+        groups: dict[Path, list[TranscriptFile]] = {}
+        for transcript in files:
+            groups.setdefault(transcript.path.parent, []).append(transcript)
+        for group in groups.values():
+            group.sort(
+                key=lambda t: (self._files[t.path].mtime if t.path in self._files else 0.0, t.path.name)
+            )
+        return list(groups.values())
+
+    def _measure(self, files: list[TranscriptFile]) -> None:
+        """Sizes of every file before importing, so the backlog is known even if importing stalls."""
+        for transcript in files:
+            try:
+                stat = transcript.path.stat()
+            except OSError:
+                continue
+            progress = self._files.setdefault(transcript.path, FileProgress())
+            progress.size, progress.mtime = stat.st_size, stat.st_mtime
+
+    def _update_backlog(self) -> None:
+        now = time.time()
+        waiting = 0
+        oldest: float | None = None
+        for progress in self._files.values():
+            if progress.backlog > 0:
+                waiting += progress.backlog
+                if progress.waiting_since is None:
+                    progress.waiting_since = now
+                oldest = progress.waiting_since if oldest is None else min(oldest, progress.waiting_since)
+            else:
+                progress.waiting_since = None
+        self.state.backlog(waiting, oldest)
+
+
+def _is_transcript_event(change: Change, path: str) -> bool:
+    """Transcript changes, and anything added: a directory moved in brings transcripts silently."""
+    return path.endswith(".jsonl") or change is Change.added
