@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .daemon import run_daemon
     from .telemetry.setup import configure_telemetry
 
-    telemetry = configure_telemetry(log_stream=sys.stdout)
+    telemetry = configure_telemetry(log_stream=sys.stdout, host_id=settings.host_id)
     try:
         roots = _checked_roots(args.paths or settings.roots, must_exist=bool(args.paths))
         anyio.run(run_daemon, settings, roots)
@@ -92,7 +92,9 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from .daemon import import_now
     from .telemetry.setup import configure_telemetry
 
-    telemetry = configure_telemetry(log_stream=sys.stderr)  # stdout carries the --json summary
+    telemetry = configure_telemetry(
+        log_stream=sys.stderr, host_id=settings.host_id
+    )  # stdout carries the --json summary
     try:
         roots = _checked_roots(args.paths, must_exist=True)
         summary = anyio.run(import_now, settings, roots, sys.stderr.isatty() and not args.json)

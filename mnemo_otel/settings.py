@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .host import default_host_id, valid_host_id
 from .transcripts.discovery import default_roots
 
 __all__ = ("HealthSettings", "ImportSettings", "RetrySettings", "Settings", "WatchdogSettings")
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MNEMO_", env_nested_delimiter="__", extra="ignore")
 
     database_url: SecretStr | None = None
+    host_id: Annotated[str, AfterValidator(valid_host_id)] = Field(
+        default_factory=default_host_id,
+        description="This machine in a fleet: checkpoints, rows and service.instance.id carry it.",
+    )
     roots: list[Path] = Field(default_factory=lambda: default_roots(os.environ))
     data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("mnemo-otel"))
     imports: ImportSettings = Field(default_factory=ImportSettings)

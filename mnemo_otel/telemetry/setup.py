@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .._version import __version__
+from ..host import default_host_id
 from .names import SERVICE_NAME_DEFAULT, SERVICE_NAMESPACE
 
 __all__ = (
@@ -85,17 +85,19 @@ def configure_telemetry(
     *,
     log_level: int = logging.INFO,
     log_stream: TextIO | None = None,
+    host_id: str | None = None,
 ) -> Telemetry:
     """Install the SDK globally from the environment; with ``OTEL_SDK_DISABLED=true`` only local logging.
 
     :param log_stream: where readable logs go: stdout for the daemon, stderr when stdout carries data.
+    :param host_id: ``service.instance.id`` (the host id on the rows); wins over the environment.
     """
     env = os.environ if environ is None else environ
     result = Telemetry(handlers=configure_local_logging(log_level, log_stream or sys.stdout))
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         logger.debug("OpenTelemetry SDK disabled (OTEL_SDK_DISABLED); local logging only")
         return result
-    resource = build_resource(env)
+    resource = build_resource(env, host_id)
     # OTEL_TRACES_SAMPLER, when set, is the SDK's to honour; our default also drops transaction noise.
     sampler = None if env.get("OTEL_TRACES_SAMPLER") else WithoutTransactionNoise(DEFAULT_ON)
     result.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
@@ -118,24 +120,26 @@ def configure_telemetry(
     return result
 
 
-def build_resource(env: Mapping[str, str]) -> Resource:
+def build_resource(env: Mapping[str, str], host_id: str | None = None) -> Resource:
     """Our defaults under whatever ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` say.
 
-    ``service.instance.id`` defaults to the host (container) name rather than the SDK's random UUID,
-    so a restart continues the same series instead of starting a new one.
+    ``service.instance.id`` is the importer's host id (stable, never the SDK's random UUID), so a
+    restart continues the same series and the label names the same host as the rows' ``host_id``.
     """
     defaults = Resource.create(
         {
             "service.name": SERVICE_NAME_DEFAULT,
             "service.namespace": SERVICE_NAMESPACE,
             "service.version": __version__,
-            "service.instance.id": socket.gethostname(),
+            "service.instance.id": default_host_id(),
             "deployment.environment.name": "local",
         }
     )
     from_env = dict(OTELResourceDetector().detect().attributes)
     if env.get("OTEL_SERVICE_NAME"):
         from_env["service.name"] = env["OTEL_SERVICE_NAME"]
+    if host_id is not None:
+        from_env["service.instance.id"] = host_id
     return defaults.merge(Resource(from_env))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import asyncpg
 import pytest
 
 from mnemo_otel.grafana.spec import RULES, AlertSpec
+from mnemo_otel.host import default_host_id
 from mnemo_otel.telemetry import names
 from mnemo_otel.telemetry.names import MetricKind
 from testkit import wait_for
@@ -31,7 +31,7 @@ from ..telemetry.daemon import daemon_env, running_daemon
 
 pytestmark = pytest.mark.e2e
 
-HOST = socket.gethostname()
+HOST = default_host_id()
 JOB = f"{names.SERVICE_NAMESPACE}/{names.SERVICE_NAME_DEFAULT}"
 
 

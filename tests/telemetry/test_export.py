@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import socket
 from pathlib import Path
 
 import pytest
 
 from mnemo_otel import __version__
+from mnemo_otel.host import default_host_id
 from mnemo_otel.telemetry import names
 from testkit import wait_for
 from testkit.importing import entry
@@ -86,7 +86,7 @@ def test_export__metrics_spans_and_logs_follow_the_contract_and_never_carry_cont
     assert resource["service.name"] == "mnemo-importer"
     assert resource["service.namespace"] == "mnemo"
     assert resource["service.version"] == __version__
-    assert resource["service.instance.id"] == socket.gethostname()
+    assert resource["service.instance.id"] == default_host_id()
     assert resource["deployment.environment.name"] == "test"
     for wire in exported_bytes(sink):
         assert CANARY.encode() not in wire
