@@ -2,7 +2,8 @@
 
 Claude Code writes tool results, meta caveats, slash-command echoes and compaction summaries as
 ``type: "user"`` lines; counting those as prompts is the bug that split conversations in the previous
-system, so only a human-typed message opens an exchange.
+system, so only a human-typed message opens an exchange. A subagent's transcript (``isSidechain``)
+starts with the task the main agent handed it: not typed by a human, so not a prompt either.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def classify(obj: dict[str, Any]) -> tuple[Role, str]:
     content = message.get("content")
     if kind == "assistant":
         return Role.ASSISTANT, _text_blocks(content)
-    if kind != "user" or obj.get("isMeta") or obj.get("isCompactSummary"):
+    if kind != "user" or obj.get("isMeta") or obj.get("isCompactSummary") or obj.get("isSidechain") is True:
         return Role.OTHER, ""
     if isinstance(content, str):
         text = content

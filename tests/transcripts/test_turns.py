@@ -38,6 +38,11 @@ from mnemo_otel.transcripts.turns import classify
             Role.OTHER,
         ),
         ({"type": "user", "message": {"content": "<command-name>/clear</command-name>"}}, Role.OTHER),
+        ({"type": "user", "isSidechain": True, "message": {"content": "search the repo for x"}}, Role.OTHER),
+        (
+            {"type": "user", "isSidechain": False, "message": {"content": "search the repo for x"}},
+            Role.PROMPT,
+        ),
         (
             {"type": "user", "message": {"content": "<local-command-stdout>x</local-command-stdout>"}},
             Role.OTHER,
