@@ -39,8 +39,9 @@ IGNORED_LABELS = frozenset(("__name__",))
 _MAX_STEPS = 10_000  # Prometheus refuses a range query of more than 11 000 points per series
 _DEFAULT_SCRAPE_INTERVAL_MS = 15_000
 
-Snapshot = tuple[list[Labels], list[tuple[str, Labels]]]
-"""Firing label sets and (state, labels) of pending/NoData/Error instances after one evaluation."""
+Snapshot = tuple[list[Labels], list[tuple[str, Labels]], str]
+"""After one evaluation: firing label sets, (state, labels) of pending/NoData/Error instances, and
+the evaluation's error ("" when it succeeded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,13 @@ class Mismatch:
     expected: list[Labels]
     got: list[Labels]
     others: list[tuple[str, Labels]]
+    error: str = ""
+    """Set when the evaluation itself failed (a query or expression error): never expected here."""
 
     def __str__(self) -> str:
         when = f"{self.eval_time_ms / 1000:g}s"
+        if self.error:
+            return f"{self.case} @ {when} {self.alertname}: Grafana's evaluation fails: {self.error}"
         note = f"; other instances: {self.others}" if self.others else ""
         return (
             f"{self.case} @ {when} {self.alertname}: scenario expects {self.expected}, "
@@ -144,7 +149,7 @@ def replay_rule(prom: Prometheus, rule: Rule, until_ms: int) -> dict[int, Snapsh
     """Evaluate ``rule`` at every tick from 0 to ``until_ms``; the snapshot after each tick."""
     ticks = list(range(0, until_ms + 1, rule.interval_ms))
     if rule.paused:
-        return {t: ([], []) for t in ticks}
+        return {t: ([], [], "") for t in ticks}
     fetched = {
         q.ref_id: (instant_values if q.instant else _range_values)(prom, q, ticks) for q in rule.queries
     }
@@ -157,11 +162,11 @@ def replay_rule(prom: Prometheus, rule: Rule, until_ms: int) -> dict[int, Snapsh
         if not errors:
             values = {ref: v for ref, v in data.items() if not isinstance(v, str)}
             try:
-                outcome = evaluate_condition(rule, {r: v or [] for r, v in values.items()}, state.loaded())
-            except EvaluationError:
-                outcome = None
+                outcome = evaluate_condition(rule, values, state.loaded())
+            except EvaluationError as exc:
+                errors.append(str(exc))
         state.advance(tick, outcome)
-        snapshots[tick] = (state.firing(), state.others())
+        snapshots[tick] = (state.firing(), state.others(), "; ".join(errors))
     return snapshots
 
 
@@ -186,13 +191,18 @@ def replay_case(workdir: Path, case: Case, rules: Sequence[Rule]) -> list[Mismat
         timelines = {
             rule.uid: replay_rule(prom, rule, until[rule.title]) for name in until for rule in by_title[name]
         }
-    mismatches = []
+    mismatches = [
+        Mismatch(case.ident, tick, rule.title, [], [], [], error)
+        for rule in (r for name in until for r in by_title[name])
+        for tick, (_, _, error) in timelines[rule.uid].items()
+        if error
+    ][:3]
     for check in case.checks:
         got: list[Labels] = []
         others: list[tuple[str, Labels]] = []
         for rule in by_title[check.alertname]:
             tick = check.eval_time_ms // rule.interval_ms * rule.interval_ms
-            firing, rest = timelines[rule.uid][tick]
+            firing, rest, _ = timelines[rule.uid][tick]
             got += [{**labels, "alertname": rule.title} for labels in firing]
             others += rest
         if sorted(map(_comparable, got)) != sorted(map(_comparable, check.expected)):
