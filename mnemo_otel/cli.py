@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -72,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
     db_commands.add_parser("migrate", help="apply schema migrations").set_defaults(handler=_migrate)
+
+    hosts = commands.add_parser("hosts", help="the fleet: machines importing into this database")
+    host_commands = hosts.add_subparsers(required=True, metavar="ACTION")
+    listing = host_commands.add_parser("list", help="every host, its version, when it was last seen")
+    listing.add_argument("--json", action="store_true", help="print JSON on stdout")
+    listing.set_defaults(handler=_hosts_list)
+    retire = host_commands.add_parser(
+        "retire", help="take a decommissioned host out of the fleet: its heartbeat alert stops"
+    )
+    retire.add_argument("host_id", metavar="ID")
+    retire.add_argument("--force", action="store_true", help="even if it was seen in the last 5 minutes")
+    retire.set_defaults(handler=_hosts_retire)
     return parser
 
 
@@ -134,6 +148,36 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     applied = anyio.run(migrate_only, settings)
     logger.info("schema up to date (%d migration(s) applied now)", applied)
     return EXIT_OK
+
+
+def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
+    from .daemon import list_hosts
+
+    records = anyio.run(list_hosts, settings)
+    if args.json:
+        rows = [{k: _jsonable(v) for k, v in asdict(r).items()} for r in records]
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return EXIT_OK
+    sys.stdout.write(f"{'HOST':<32} {'VERSION':<12} {'LAST SEEN':<25} {'FILES':>7}  STATUS\n")
+    for r in records:
+        status = "member" if r.monitored else "one-shot imports"
+        if r.retired_at is not None:
+            status = f"retired {r.retired_at:%Y-%m-%d %H:%M}"
+        seen = f"{r.last_seen_at:%Y-%m-%d %H:%M:%S %Z}"
+        sys.stdout.write(f"{r.host_id:<32} {r.version:<12} {seen:<25} {r.files:>7}  {status}\n")
+    return EXIT_OK
+
+
+def _hosts_retire(args: argparse.Namespace, settings: Settings) -> int:
+    from .daemon import retire_host
+
+    anyio.run(lambda: retire_host(settings, args.host_id, force=args.force))
+    sys.stderr.write(f"retired {args.host_id}: its heartbeat alert stops within minutes; its rows stay\n")
+    return EXIT_OK
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _checked_roots(paths: Sequence[Path], *, must_exist: bool) -> list[Path]:

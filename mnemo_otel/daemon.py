@@ -16,38 +16,64 @@ import anyio.abc
 import anyio.to_thread
 
 from .embedded import start_embedded_postgres
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .health import HealthServer
 from .importer import Importer, ImportSummary
 from .settings import Settings
 from .state import LoopState
-from .store.postgres import PostgresSink
+from .store import fleet
+from .store.postgres import PostgresSink, translate_errors
 from .telemetry.instruments import ImportTelemetry
 from .watchdog import Watchdog
 
-__all__ = ("import_now", "migrate_only", "open_sink", "run_daemon")
+__all__ = ("import_now", "list_hosts", "migrate_only", "open_sink", "retire_host", "run_daemon")
 
 logger = logging.getLogger(__name__)
 
 ONE_SHOT_RETRY_SECONDS = 60.0
+FLEET_REFRESH_SECONDS = 60.0
+"""How often the daemon marks its host alive in ``mnemo.hosts`` and re-reads the fleet's members."""
 
 
-async def open_sink(settings: Settings, *, migrate: bool = True) -> PostgresSink:
+async def open_sink(settings: Settings, *, migrate: bool = True, enroll: bool = True) -> PostgresSink:
     if settings.database_url is not None:
         dsn = settings.database_url.get_secret_value()
     else:
         dsn = await anyio.to_thread.run_sync(start_embedded_postgres, settings.data_dir)
-    return await PostgresSink.open(dsn, migrate=migrate, pool_size=settings.imports.concurrent_files)
+    return await PostgresSink.open(
+        dsn,
+        host_id=settings.host_id,
+        migrate=migrate,
+        enroll=enroll,
+        pool_size=settings.imports.concurrent_files,
+    )
 
 
 async def migrate_only(settings: Settings) -> int:
-    sink = await open_sink(settings, migrate=False)
+    sink = await open_sink(settings, migrate=False, enroll=False)  # an admin's machine claims nothing
     try:
         from .store.migrate import apply_migrations
-        from .store.postgres import translate_errors
 
         async with translate_errors(), sink.connection() as conn:
             return len(await apply_migrations(conn))
+    finally:
+        await sink.aclose()
+
+
+async def list_hosts(settings: Settings) -> list[fleet.HostRecord]:
+    sink = await open_sink(settings, enroll=False)
+    try:
+        async with translate_errors(), sink.connection() as conn:
+            return await fleet.hosts(conn)
+    finally:
+        await sink.aclose()
+
+
+async def retire_host(settings: Settings, host_id: str, *, force: bool) -> None:
+    sink = await open_sink(settings, enroll=False)
+    try:
+        async with translate_errors(), sink.connection() as conn:
+            await fleet.retire(conn, host_id, force=force)
     finally:
         await sink.aclose()
 
@@ -109,6 +135,7 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
+            tasks.start_soon(_keep_membership, sink, state)
             await importer.run()
     finally:
         watchdog.stop()
@@ -125,6 +152,20 @@ def _volumes(settings: Settings, roots: Sequence[Path]) -> dict[str, Path]:
     if watched is not None:
         volumes["watched"] = watched
     return volumes
+
+
+async def _keep_membership(sink: PostgresSink, state: LoopState) -> None:
+    """This host is a member while its daemon runs; the members are exported for the heartbeat alert.
+
+    Not the heartbeat: a failure here only leaves the last known members in place (the import loop
+    reports the database as down on its own), and an empty list is never exported for a stale one.
+    """
+    while True:
+        try:
+            state.fleet_members = tuple(await sink.touch_host())
+        except StoreError as exc:
+            logger.debug("fleet membership not refreshed: %s", exc)
+        await anyio.sleep(FLEET_REFRESH_SECONDS)
 
 
 async def _cancel_on_signal(scope: anyio.CancelScope) -> None:

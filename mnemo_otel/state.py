@@ -22,6 +22,7 @@ class LoopState:
     backlog_bytes: int = 0
     backlog_since: float | None = None
     last_error: str | None = None
+    fleet_members: tuple[str, ...] = ()  # hosts that must beat, as last read from the database
 
     def beat(self) -> None:
         """Called by the work loop itself, never by a timer: a stuck loop stops beating."""

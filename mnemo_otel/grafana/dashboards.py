@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from mnemo_otel.grafana.fleet_panels import fleet_table, host_variable, restrict_panels
 from mnemo_otel.grafana.spec import (
     COLLECTOR,
     DASHBOARD_UID,
@@ -100,7 +101,8 @@ def _status_row() -> list[dict[str, Any]]:
         _stat(
             PanelId.HEARTBEAT_AGE,
             "Heartbeat age",
-            f"time() - max(last_over_time({hb}[30m]))",
+            # The worst host: the oldest of the hosts' latest beats.
+            f"time() - min(max by (service_instance_id) (last_over_time({hb}[30m])))",
             "s",
             _steps((ok, None), (warn, OUTAGE_BEAT_S + EXPORT_INTERVAL_S), (bad, HEARTBEAT_STALE_AFTER_S)),
         ),
@@ -321,6 +323,8 @@ def dashboard() -> dict[str, Any]:
     """The ``grafana/dashboards/mnemo-importer.json`` model."""
     panels = [*_status_row(), *_throughput_rows(), *_problem_rows(), *_resource_row()]
     panels += [*_pipeline_row(), *_traces_and_logs()]
+    restrict_panels(panels)
+    panels.append(fleet_table((0, 62, 24, 8)))
     return {
         "uid": DASHBOARD_UID,
         "title": "Mnemo importer",
@@ -333,7 +337,7 @@ def dashboard() -> dict[str, Any]:
         "version": 1,
         "time": {"from": "now-6h", "to": "now"},
         "timezone": "browser",
-        "templating": {"list": []},
+        "templating": {"list": [host_variable()]},
         "annotations": {"list": []},
         "links": [],
         "panels": panels,

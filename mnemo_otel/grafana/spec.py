@@ -25,10 +25,12 @@ __all__ = (
     "EXPORT_INTERVAL_S",
     "GRAFANA_VERSION",
     "HEARTBEAT_FIRES_WITHIN_S",
+    "HEARTBEAT_MEMORY",
     "HEARTBEAT_PENDING",
     "HEARTBEAT_STALE_AFTER_S",
     "IDLE_BEAT_S",
     "OUTAGE_BEAT_S",
+    "PER_HOST",
     "RULES",
     "RULE_FOLDER",
     "RULE_GROUP",
@@ -69,8 +71,15 @@ HEARTBEAT_FIRES_WITHIN_S: Final = HEARTBEAT_STALE_AFTER_S + 2 * EVALUATION_INTER
 """120 s after the last beat at most: the first evaluation strictly past the threshold comes within
 one interval, then ``for`` waits one more evaluation."""
 
+HEARTBEAT_MEMORY: Final = "1d"
+"""How far back the heartbeat alert looks for a host's last beat (its age is shown up to this)."""
+
 ATTR_ERROR = names.ATTR_ERROR_TYPE.replace(".", "_")
 ATTR_VOLUME = names.ATTR_VOLUME.replace(".", "_")
+ATTR_FLEET_HOST = names.ATTR_FLEET_HOST.replace(".", "_")
+PER_HOST: Final = "service_instance_id"
+"""The label of ``service.instance.id`` (the host id): every per-process alert fires per host."""
+_ON_HOST = "{{ with $labels.service_instance_id }} on {{ . }}{{ end }}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +165,32 @@ def number(value: float) -> str:
 
 
 def _current_or_last(aggregate: str, metric: str, window: str) -> str:
-    """Current value, else the last one seen within ``window``: the alert holds while data vanishes."""
-    return f"{aggregate}({metric}) or on() {aggregate}(last_over_time({metric}[{window}]))"
+    """Per host: the current value, else the last one seen within ``window`` (the alert holds while
+    that host's data vanishes)."""
+    by = f"{aggregate} by ({PER_HOST})"
+    return f"{by} ({metric}) or on ({PER_HOST}) {by} (last_over_time({metric}[{window}]))"
+
+
+def _heartbeat_age() -> str:
+    """Heartbeat age per host, for every host that must beat; never empty.
+
+    The hosts that must beat are the fleet's members as every live importer exports them (a host
+    retired on purpose leaves that list), so a dead host keeps its alert after its own series are
+    gone: its age while its last beat is within :data:`HEARTBEAT_MEMORY`, 1e9 after. When no importer
+    exports members (all dead), every host seen beating within the memory window is judged; with no
+    heartbeat at all, 1e9 without a host label.
+    """
+    age = f"(time() - max by ({PER_HOST}) (last_over_time({_HB}[{HEARTBEAT_MEMORY}])))"
+    members = (
+        f"max by ({PER_HOST}) (label_join(max by ({ATTR_FLEET_HOST}) ({names.FLEET_MEMBER.prometheus}), "
+        f'"{PER_HOST}", "", "{ATTR_FLEET_HOST}"))'
+    )
+    return (
+        f"({age} and on ({PER_HOST}) {members})"
+        f" or on ({PER_HOST}) ({members} * 0 + 1e9)"
+        f" or ({age} unless on () {members})"
+        " or on() vector(1e9)"
+    )
 
 
 def _collector_failures() -> str:
@@ -177,7 +210,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoHeartbeatStale",
         uid="mnemo-heartbeat-stale",
-        query=f"(time() - max(last_over_time({_HB}[30m]))) or on() vector(1e9)",
+        query=_heartbeat_age(),
         op="gt",
         threshold=HEARTBEAT_STALE_AFTER_S,
         pending=HEARTBEAT_PENDING,
@@ -187,9 +220,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         severity=Severity.CRITICAL,
         panel=PanelId.HEARTBEAT_AGE,
         summary=(
-            "{{ if gt $values.A.Value 1e8 }}No importer heartbeat has arrived for over 30 minutes."
-            "{{ else }}The importer work loop last made progress {{ humanizeDuration $values.A.Value }} ago."
-            "{{ end }}"
+            "{{ if gt $values.A.Value 1e8 }}No importer heartbeat"
+            "{{ with $labels.service_instance_id }} from {{ . }}{{ end }} for over a day."
+            f"{{{{ else }}}}The importer work loop{_ON_HOST} last made progress "
+            "{{ humanizeDuration $values.A.Value }} ago.{{ end }}"
         ),
         description=(
             "The heartbeat is the Unix time the work loop last made progress. A live loop beats at "
@@ -199,13 +233,15 @@ RULES: Final[tuple[AlertSpec, ...]] = (
             "evaluations in a row means the importer is dead, hung (blocked loop or a DB call that "
             "never returns), or its telemetry does not reach Prometheus; this fires at most "
             f"{HEARTBEAT_FIRES_WITHIN_S // 60} minutes after the last beat. Transcripts are deleted "
-            "by their tool after 30 days."
+            "by their tool after 30 days. Per host (service_instance_id): a fleet member keeps firing "
+            "until it beats again or is retired with `mnemo-otel hosts retire`."
         ),
         runbook=(
             "Check `docker compose ps importer` and its logs for a watchdog stack dump (a hung loop "
             "is restarted after MNEMO_WATCHDOG__TIMEOUT_SECONDS, default 120 s); run "
             "`mnemo-otel health`; if the collector is down too, see MnemoTelemetryExportFailing. "
-            "Silence this rule during a planned stop."
+            "Silence this rule during a planned stop; retire a decommissioned host "
+            "(`mnemo-otel hosts retire ID`)."
         ),
     ),
     AlertSpec(
@@ -221,7 +257,8 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         severity=Severity.WARNING,
         panel=PanelId.BACKLOG_AGE,
         summary=(
-            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being imported."
+            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being "
+            f"imported{_ON_HOST}."
         ),
         description=(
             "backlog.oldest_age is the age of the oldest complete line not yet committed; it is 0 when "
@@ -245,7 +282,8 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         severity=Severity.CRITICAL,
         panel=PanelId.BACKLOG_AGE,
         summary=(
-            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being imported."
+            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being "
+            f"imported{_ON_HOST}."
         ),
         description="The import gap has lasted over an hour: history is at risk if it is not fixed.",
         runbook=(
@@ -256,7 +294,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoImportFailing",
         uid="mnemo-import-failing",
-        query=f"sum by ({ATTR_ERROR}) (increase({names.IMPORT_FAILURES.prometheus}[5m]))",
+        query=f"sum by ({PER_HOST}, {ATTR_ERROR}) (increase({names.IMPORT_FAILURES.prometheus}[5m]))",
         op="gt",
         threshold=3,
         pending="10m",
@@ -267,7 +305,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         panel=PanelId.FAILURES,
         summary=(
             '{{ printf "%.0f" $values.A.Value }} import attempts failed with '
-            "{{ $labels.error_type }} in the last 5 minutes, for over 10 minutes now."
+            f"{{{{ $labels.error_type }}}}{_ON_HOST} in the last 5 minutes, for over 10 minutes now."
         ),
         description=(
             "Imports keep failing and are being retried with backoff; nothing is lost yet. A burst "
@@ -281,7 +319,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoQuarantineGrowing",
         uid="mnemo-quarantine-growing",
-        query=f"sum by ({ATTR_ERROR}) (increase({names.QUARANTINED.prometheus}[1h]))",
+        query=f"sum by ({PER_HOST}, {ATTR_ERROR}) (increase({names.QUARANTINED.prometheus}[1h]))",
         op="gt",
         threshold=5,
         pending="1m",
@@ -292,7 +330,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         panel=PanelId.QUARANTINE,
         summary=(
             '{{ printf "%.0f" $values.A.Value }} transcript lines were quarantined '
-            "({{ $labels.error_type }}) in the last hour."
+            f"({{{{ $labels.error_type }}}}){_ON_HOST} in the last hour."
         ),
         description="Lines that are not JSON objects go to mnemo.quarantine with their raw bytes.",
         runbook=(
@@ -312,7 +350,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.DB_UP,
-        summary="The importer cannot use PostgreSQL: its last database operation failed.",
+        summary=f"The importer{_ON_HOST} cannot use PostgreSQL: its last database operation failed.",
         description="Imports are paused and retried; data waits in the transcript files meanwhile.",
         runbook=(
             "Check `docker compose ps postgres`, its logs and free disk; the importer resumes by "
@@ -322,7 +360,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoMemoryGrowth",
         uid="mnemo-memory-growth",
-        query=f"max(avg_over_time({_MEM}[1h])) - max(avg_over_time({_MEM}[1h] offset 3h))",
+        query=(
+            f"max by ({PER_HOST}) (avg_over_time({_MEM}[1h])) "
+            f"- max by ({PER_HOST}) (avg_over_time({_MEM}[1h] offset 3h))"
+        ),
         op="gt",
         threshold=128 * 1024 * 1024,
         pending="30m",
@@ -332,7 +373,8 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         severity=Severity.WARNING,
         panel=PanelId.MEMORY,
         summary=(
-            "Importer memory grew by {{ humanize1024 $values.A.Value }}B over 3 hours (hourly averages)."
+            f"Importer memory{_ON_HOST} grew by {{{{ humanize1024 $values.A.Value }}}}B over 3 hours "
+            "(hourly averages)."
         ),
         description="Memory should stay flat while streaming transcripts; steady growth means a leak.",
         runbook="Note the growth rate, then restart the importer; attach the memory panel to a bug report.",
@@ -340,7 +382,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoDiskNearlyFull",
         uid="mnemo-disk-nearly-full",
-        query=f"max by ({ATTR_VOLUME}) ({names.FILESYSTEM_UTILIZATION.prometheus})",
+        query=f"max by ({PER_HOST}, {ATTR_VOLUME}) ({names.FILESYSTEM_UTILIZATION.prometheus})",
         op="gt",
         threshold=0.9,
         pending="10m",
@@ -349,7 +391,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.DISK,
-        summary="Volume {{ $labels.mnemo_volume }} is {{ humanizePercentage $values.A.Value }} full.",
+        summary=f"Volume {{{{ $labels.mnemo_volume }}}}{_ON_HOST} is {{{{ humanizePercentage $values.A.Value }}}} full.",
         description="A full data volume stops PostgreSQL; a full watched volume stops the transcript writer.",
         runbook="Free space or grow the volume; never delete transcripts that are not yet imported.",
     ),

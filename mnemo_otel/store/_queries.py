@@ -11,11 +11,14 @@ from typing import Final
 # (measured faster than COPY into a staging table and than column arrays for file-sized batches).
 # ``line`` is the original, or its sanitised copy when jsonb refuses the original; ``raw`` (a JSON
 # string) keeps the original only in that case. Envelope fields are read back from the stored jsonb.
-# First seen wins: rows go in file order, and a key repeated within the batch is skipped like any
-# other conflict.
+# First seen wins: of a key repeated within the batch, the first line is kept (DISTINCT ON). Rows go
+# in key order: importers on several hosts that store the same lines (a session resumed on two
+# machines, a synced home directory) then wait on each other's keys in one global order, never in a
+# cycle, so they cannot deadlock. The host is the last parameter of every statement that has one.
 INSERT_ENTRIES: Final = """
 INSERT INTO mnemo.entries AS e
-    (key, entry_type, uuid, parent_uuid, session_id, ts, data, raw, source_path, source_offset, import_trace_id)
+    (key, entry_type, uuid, parent_uuid, session_id, ts, data, raw, source_path, source_offset, import_trace_id,
+     source_host)
 SELECT r.row->>0,
        COALESCE(CASE WHEN jsonb_typeof(r.row->1->'type') = 'string' THEN r.row->1->>'type' END, ''),
        CASE WHEN jsonb_typeof(r.row->1->'uuid') = 'string' THEN NULLIF(r.row->1->>'uuid', '') END,
@@ -26,57 +29,64 @@ SELECT r.row->>0,
        r.row->>3,
        $2,
        (r.row->>4)::bigint,
-       $3
-FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS r(row, ord)
-ORDER BY r.ord
+       $3,
+       $4
+FROM (
+    SELECT DISTINCT ON (b.row->>0) b.row
+    FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS b(row, ord)
+    ORDER BY b.row->>0, b.ord
+) AS r
+ORDER BY r.row->>0
 ON CONFLICT (key) DO NOTHING
 RETURNING e.key
 """
 
 SELECT_CHECKPOINT: Final = """
 SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
-FROM mnemo.files WHERE path = $1
+FROM mnemo.files WHERE path = $1 AND host = $2
 """
 # Creates the file's row on first sight and locks it either way (ON CONFLICT DO UPDATE takes the row
 # lock), so concurrent importers of one file serialise here and the loser sees the moved checkpoint.
+# Importers on different hosts never share a row: (host, path) is the key.
 LOCK_FILE: Final = """
-INSERT INTO mnemo.files AS f (path, root) VALUES ($1, $2)
-ON CONFLICT (path) DO UPDATE SET root = f.root
+INSERT INTO mnemo.files AS f (path, root, host) VALUES ($1, $2, $3)
+ON CONFLICT (host, path) DO UPDATE SET root = f.root
 RETURNING committed_offset, open_session_id, open_prompt_uuid
 """
 # Also forgets tail reports the batch has now imported (a completed line is no longer quarantined).
 ADVANCE_CHECKPOINT: Final = """
 WITH completed_tails AS (
     DELETE FROM mnemo.quarantine
-    WHERE source_path = $1 AND error_kind = 'unterminated_tail' AND source_offset < $2
+    WHERE source_host = $10 AND source_path = $1 AND error_kind = 'unterminated_tail' AND source_offset < $2
 )
 UPDATE mnemo.files
 SET committed_offset = $2, device = $3, inode = $4, head_sha256 = $5, head_length = $6, mark_sha256 = $7,
     open_session_id = $8, open_prompt_uuid = $9, updated_at = now(), missing_since = NULL
-WHERE path = $1
+WHERE path = $1 AND host = $10
 """
 RESET_FILE: Final = """
 UPDATE mnemo.files
 SET committed_offset = 0, generation = generation + 1, device = NULL, inode = NULL, head_sha256 = NULL,
     head_length = 0, mark_sha256 = NULL, open_session_id = NULL, open_prompt_uuid = NULL, updated_at = now()
-WHERE path = $1 AND committed_offset = $2
+WHERE path = $1 AND committed_offset = $2 AND host = $3
 """
 MARK_MISSING: Final = """
-UPDATE mnemo.files SET missing_since = now() WHERE path = ANY($1::text[]) AND missing_since IS NULL
+UPDATE mnemo.files SET missing_since = now()
+WHERE path = ANY($1::text[]) AND host = $2 AND missing_since IS NULL
 """
 INSERT_QUARANTINE: Final = """
 INSERT INTO mnemo.quarantine
-    (source_path, source_offset, error_kind, detail, raw, line_length, line_sha256, import_trace_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (source_path, source_offset, line_sha256) DO NOTHING
+    (source_path, source_offset, error_kind, detail, raw, line_length, line_sha256, import_trace_id, source_host)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (source_host, source_path, source_offset, line_sha256) DO NOTHING
 """
 
 UPSERT_EXCHANGES: Final = """
 INSERT INTO mnemo.exchanges AS x
     (session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
-     last_entry_uuid, source_path)
+     last_entry_uuid, source_path, source_host)
 SELECT d.session_id, d.prompt_uuid, d.prompt_text, d.assistant_text, d.entry_count, d.started_at,
-       d.last_entry_at, d.last_entry_uuid, $9
+       d.last_entry_at, d.last_entry_uuid, $9, $10
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
             $7::timestamptz[], $8::text[])
      AS d(session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,

@@ -55,9 +55,12 @@ def known_migrations() -> list[Migration]:
 
 async def apply_migrations(
     conn: asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    *,
+    target: int | None = None,
 ) -> list[Migration]:
-    """Bring the schema up to date; returns the migrations applied by this call."""
-    migrations = known_migrations()
+    """Bring the schema up to date (or up to ``target``, to test a later migration on old data);
+    returns the migrations applied by this call."""
+    migrations = [m for m in known_migrations() if target is None or m.version <= target]
     applied_now: list[Migration] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)

@@ -17,9 +17,12 @@ from typing import Any, TypeAlias
 import asyncpg
 import orjson
 
+from .._version import __version__
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
+from ..host import default_host_id, valid_host_id
 from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentity
 from . import _queries as q
+from . import fleet
 from ._fold import fold
 from .migrate import apply_migrations
 
@@ -62,21 +65,30 @@ async def translate_errors() -> AsyncIterator[None]:
 
 
 class PostgresSink:
-    """Sink writing to PostgreSQL. Create with :meth:`open`; close with :meth:`aclose`."""
+    """Sink writing to PostgreSQL. Create with :meth:`open`; close with :meth:`aclose`.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    :param host_id: the machine the transcripts are on: checkpoints are keyed by (host, path) and
+        every row names it. Default: this machine's stable id (:func:`mnemo_otel.host.default_host_id`).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, host_id: str | None = None) -> None:
         self._pool = pool
+        self.host_id = valid_host_id(host_id) if host_id is not None else default_host_id()
 
     @classmethod
     async def open(
         cls,
         dsn: str,
         *,
+        host_id: str | None = None,
         migrate: bool = True,
+        enroll: bool = True,
         connect_timeout: float = 10.0,
         pool_size: int = 2,
     ) -> PostgresSink:
-        """Connect (and migrate). A malformed URL is a :class:`ConfigError`, not a retry."""
+        """Connect, migrate and enrol this host in the fleet (the first importer after the upgrade
+        claims the rows written before hosts were recorded). A malformed URL is a
+        :class:`ConfigError`, not a retry."""
         try:
             async with translate_errors():
                 pool = await asyncpg.create_pool(
@@ -88,13 +100,15 @@ class PostgresSink:
                 )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid database URL: {type(exc).__name__}") from exc
-        sink = cls(pool)
-        if migrate:
-            try:
+        sink = cls(pool, host_id=host_id)
+        try:
+            if migrate:
                 await sink.migrate()
-            except BaseException:
-                await sink.aclose()
-                raise
+            if enroll:
+                await sink.enroll()
+        except BaseException:
+            await sink.aclose()
+            raise
         return sink
 
     async def aclose(self) -> None:
@@ -122,20 +136,29 @@ class PostgresSink:
         async with self._connection() as conn:
             await apply_migrations(conn)
 
+    async def enroll(self) -> dict[str, int]:
+        async with self._connection() as conn:
+            return await fleet.enroll(conn, self.host_id, __version__)
+
+    async def touch_host(self) -> list[str]:
+        """Refresh this host's membership; returns the fleet's members (for the membership gauge)."""
+        async with self._connection() as conn:
+            return await fleet.touch(conn, self.host_id, __version__)
+
     async def checkpoint(self, path: str) -> Checkpoint | None:
         async with self._connection() as conn:
-            row = await conn.fetchrow(q.SELECT_CHECKPOINT, path)
+            row = await conn.fetchrow(q.SELECT_CHECKPOINT, path, self.host_id)
         return None if row is None else _checkpoint(row)
 
     async def reset(self, path: str, root: str, *, expected_offset: int) -> None:
         async with self._connection() as conn:
-            status = await conn.execute(q.RESET_FILE, path, expected_offset)
+            status = await conn.execute(q.RESET_FILE, path, expected_offset, self.host_id)
         if status == "UPDATE 0" and expected_offset != 0:
             raise CheckpointMoved(f"checkpoint moved before reset at {expected_offset}")
 
     async def commit(self, batch: Batch) -> BatchOutcome:
         async with self._connection() as conn, conn.transaction():
-            locked = await conn.fetchrow(q.LOCK_FILE, batch.path, batch.root)
+            locked = await conn.fetchrow(q.LOCK_FILE, batch.path, batch.root, self.host_id)
             assert locked is not None
             if locked["committed_offset"] != batch.start:
                 raise CheckpointMoved(
@@ -145,7 +168,9 @@ class PostgresSink:
             stored = await self._store_entries(conn, batch, outcome)
             await self._store_bad_lines(conn, batch, outcome)
             folded = fold(batch.entries, stored, _open_exchange(locked))
-            outcome.exchanges_created = await _upsert_exchanges(conn, batch.path, folded.exchanges)
+            outcome.exchanges_created = await _upsert_exchanges(
+                conn, batch.path, self.host_id, folded.exchanges
+            )
             await _upsert_sessions(conn, folded.sessions)
             session_id, prompt_uuid = folded.open_exchange or (None, None)
             identity = batch.identity
@@ -160,6 +185,7 @@ class PostgresSink:
                 identity.mark_sha256,
                 session_id,
                 prompt_uuid,
+                self.host_id,
             )
         return outcome
 
@@ -169,7 +195,7 @@ class PostgresSink:
             return set()
         entries = batch.entries
         payload = _entries_payload(entries)
-        rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id)
+        rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id, self.host_id)
         first_index: dict[str, int] = {}
         for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)
@@ -183,19 +209,22 @@ class PostgresSink:
         if not batch.bad_lines:
             return
         await conn.executemany(
-            q.INSERT_QUARANTINE, [_quarantine_row(batch.path, b, batch.trace_id) for b in batch.bad_lines]
+            q.INSERT_QUARANTINE,
+            [_quarantine_row(batch.path, b, batch.trace_id, self.host_id) for b in batch.bad_lines],
         )
         for bad in batch.bad_lines:
             outcome.quarantined[bad.kind.value] += 1
 
     async def report_tail(self, path: str, tail: BadLine, trace_id: str | None) -> bool:
         async with self._connection() as conn:
-            status = await conn.execute(q.INSERT_QUARANTINE, *_quarantine_row(path, tail, trace_id))
+            status = await conn.execute(
+                q.INSERT_QUARANTINE, *_quarantine_row(path, tail, trace_id, self.host_id)
+            )
         return status != "INSERT 0 0"
 
     async def mark_missing(self, paths: list[str]) -> None:
         async with self._connection() as conn:
-            await conn.execute(q.MARK_MISSING, paths)
+            await conn.execute(q.MARK_MISSING, paths, self.host_id)
 
 
 def _entries_payload(entries: list[Entry]) -> str:
@@ -236,11 +265,11 @@ def _open_exchange(row: asyncpg.Record) -> tuple[str, str] | None:
     return (session_id, prompt_uuid) if session_id and prompt_uuid else None
 
 
-def _quarantine_row(path: str, bad: BadLine, trace_id: str | None) -> tuple[Any, ...]:
-    return (path, bad.offset, bad.kind.value, bad.detail, bad.raw, bad.length, bad.sha256, trace_id)
+def _quarantine_row(path: str, bad: BadLine, trace_id: str | None, host_id: str) -> tuple[Any, ...]:
+    return (path, bad.offset, bad.kind.value, bad.detail, bad.raw, bad.length, bad.sha256, trace_id, host_id)
 
 
-async def _upsert_exchanges(conn: Conn, path: str, exchanges: list[Any]) -> int:
+async def _upsert_exchanges(conn: Conn, path: str, host_id: str, exchanges: list[Any]) -> int:
     if not exchanges:
         return 0
     rows = await conn.fetch(
@@ -254,6 +283,7 @@ async def _upsert_exchanges(conn: Conn, path: str, exchanges: list[Any]) -> int:
         [x.last_entry_at for x in exchanges],
         [x.last_entry_uuid for x in exchanges],
         path,
+        host_id,
     )
     return sum(1 for row in rows if row["created"])
 

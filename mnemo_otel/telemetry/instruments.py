@@ -89,6 +89,7 @@ class ImportTelemetry:
             (names.PROCESS_UPTIME, self._uptime),
             (names.FILESYSTEM_UTILIZATION, self._fs_utilization),
             (names.FILESYSTEM_FREE, self._fs_free),
+            (names.FLEET_MEMBER, self._fleet_members),
         )
         for metric, callback in gauges:
             meter.create_observable_gauge(metric.name, [callback], metric.unit, metric.description)
@@ -155,6 +156,10 @@ class ImportTelemetry:
 
     def _db_up(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(1 if self._state.db_up else 0)
+
+    def _fleet_members(self, options: CallbackOptions) -> Iterable[Observation]:
+        for host in self._state.fleet_members:
+            yield Observation(1, {names.ATTR_FLEET_HOST: host})
 
     def _memory(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self._process.memory_info().rss)

@@ -15,6 +15,7 @@ from typing import Final
 __all__ = (
     "ATTR_ENTRY_TYPE",
     "ATTR_ERROR_TYPE",
+    "ATTR_FLEET_HOST",
     "ATTR_SESSION_ID",
     "ATTR_TRANSCRIPT_PATH",
     "ATTR_VOLUME",
@@ -46,6 +47,8 @@ ATTR_ERROR_TYPE: Final = "error.type"
 ATTR_SESSION_ID: Final = "mnemo.session.id"
 ATTR_TRANSCRIPT_PATH: Final = "mnemo.transcript.path"
 ATTR_VOLUME: Final = "mnemo.volume"
+ATTR_FLEET_HOST: Final = "mnemo.fleet.host"
+"""The member a fleet-membership point is about (``service.instance.id`` is the host reporting it)."""
 
 
 class MetricKind(Enum):
@@ -193,6 +196,13 @@ FILESYSTEM_FREE: Final = _metric(
     MetricKind.GAUGE,
     "Bytes free on a volume the importer depends on, by mnemo.volume (watched, data).",
 )
+FLEET_MEMBER: Final = _metric(
+    "mnemo.importer.fleet.member",
+    "{host}",
+    MetricKind.GAUGE,
+    "1 per host of the fleet (mnemo.fleet.host) that runs the daemon and was not retired, as this "
+    "importer last read it from the database: the heartbeat alert's list of hosts that must beat.",
+)
 
 METRICS: Final[tuple[MetricName, ...]] = (
     HEARTBEAT,
@@ -213,4 +223,5 @@ METRICS: Final[tuple[MetricName, ...]] = (
     PROCESS_UPTIME,
     FILESYSTEM_UTILIZATION,
     FILESYSTEM_FREE,
+    FLEET_MEMBER,
 )

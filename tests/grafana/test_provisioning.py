@@ -13,6 +13,7 @@ from mnemo_otel.grafana.contacts import (
     ENV_WEBHOOK_URL,
     SETTING_KEYS,
 )
+from mnemo_otel.grafana.fleet_panels import FLEET_TABLE_PANEL, per_host
 from mnemo_otel.telemetry import names
 from tests.grafana._interpolate import interpolate
 from tests.grafana._paths import GRAFANA_DIR
@@ -142,7 +143,7 @@ class TestRules:
             assert all("$" not in value for value in rule["labels"].values())
             for key, value in rule["annotations"].items():
                 assert "${" not in value and "$$" not in value, (rule["uid"], key)
-                assert value.count("{{ if") == value.count("{{ end }}")
+                assert value.count("{{ if") + value.count("{{ with") == value.count("{{ end }}")
             assert {"summary", "description", "runbook"} <= set(rule["annotations"])
 
     def test_dashboard_links__point_at_existing_panels(self) -> None:
@@ -208,6 +209,31 @@ class TestNotifications:
 
 
 class TestDashboard:
+    def test_host_variable__filters_every_importer_query_and_defaults_to_all(self) -> None:
+        dashboard = _dashboard()
+        (variable,) = dashboard["templating"]["list"]
+        assert variable["name"] == "host" and variable["includeAll"] and variable["allValue"] == ".*"
+        assert variable["current"]["value"] == ["$__all"]
+        exprs = [
+            t["expr"]
+            for p in dashboard["panels"]
+            if p["id"] != FLEET_TABLE_PANEL
+            for t in p["targets"]
+            if t["datasource"]["type"] == "prometheus"
+        ]
+        importer = [e for e in exprs if "mnemo_importer_" in e or "process_" in e]
+        assert len(importer) >= 20
+        assert all('service_instance_id=~"$host"' in e for e in importer)
+        assert not any("$host" in e for e in exprs if "otelcol_" in e)  # the collector is not a host
+
+    def test_fleet_table__one_row_per_host_with_version_heartbeat_backlog_and_last_import(self) -> None:
+        (table,) = [p for p in _dashboard()["panels"] if p["id"] == FLEET_TABLE_PANEL]
+        renamed = table["transformations"][1]["options"]["renameByName"]
+        assert renamed["service_instance_id"] == "Host" and renamed["service_version"] == "Version"
+        assert {"Heartbeat age", "Backlog age", "Since last import"} <= set(renamed.values())
+        assert all("by (service_instance_id" in t["expr"] for t in table["targets"])
+        assert all("$host" not in t["expr"] for t in table["targets"])  # the whole fleet, always
+
     def test_panels__use_existing_datasources_and_unique_ids(self) -> None:
         uids = {d["uid"] for d in _datasources()}
         panels = _dashboard()["panels"]
@@ -222,10 +248,12 @@ class TestDashboard:
         by_type: dict[str, list[dict[str, Any]]] = {}
         for panel in _dashboard()["panels"]:
             by_type.setdefault(panel["type"], []).append(panel)
-        (traces,) = by_type["table"]
-        assert traces["targets"][0]["query"] == '{ name = "mnemo.import" }'
+        (traces,) = [p for p in by_type["table"] if p["datasource"]["type"] == "tempo"]
+        assert traces["targets"][0]["query"] == (
+            '{ name = "mnemo.import" && resource.service.instance.id =~ "$host" }'
+        )
         (logs,) = by_type["logs"]
-        assert logs["targets"][0]["expr"] == '{service_name="mnemo-importer"}'
+        assert logs["targets"][0]["expr"] == '{service_name="mnemo-importer"} | service_instance_id=~"$host"'
         assert "alertlist" in by_type
         assert any("histogram_quantile" in t["expr"] for p in by_type["timeseries"] for t in p["targets"])
 
@@ -237,8 +265,8 @@ class TestDashboard:
         assert all(end == start for (_, end), (start, _) in itertools.pairwise(spans))
         by_title = {panel["title"]: panel["targets"][0]["expr"] for panel in status}
         uptime = names.PROCESS_UPTIME.prometheus
-        assert by_title["Uptime"] == f"min({uptime})"
-        assert by_title["Restarts (24h)"] == f"sum(resets({uptime}[24h]))"
+        assert by_title["Uptime"] == per_host(f"min({uptime})")
+        assert by_title["Restarts (24h)"] == per_host(f"sum(resets({uptime}[24h]))")
         assert {"Heartbeat age", "Since last import", "Backlog oldest age", "Database"} <= set(by_title)
 
     def test_provider__points_at_the_dashboards_folder(self) -> None:

@@ -69,6 +69,7 @@ async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
     telemetry = harness.telemetry({"watched": transcripts, "data": tmp_path})
     importer = Importer(sink, roots=[transcripts], retry=FAST_RETRY, observer=telemetry, state=harness.state)
     await importer.import_once()
+    harness.state.fleet_members = ("desk", "laptop")  # what the daemon last read from mnemo.hosts
     points = harness.points()
     kinds = {
         names.MetricKind.GAUGE: "Gauge",
@@ -90,6 +91,8 @@ async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
     assert points[names.IMPORT_DURATION.name][0].count == 1
     volumes = {p.attributes[names.ATTR_VOLUME] for p in points[names.FILESYSTEM_FREE.name]}
     assert volumes == {"watched", "data"}
+    members = {p.attributes[names.ATTR_FLEET_HOST]: p.value for p in points[names.FLEET_MEMBER.name]}
+    assert members == {"desk": 1, "laptop": 1}
 
 
 async def test_instruments__heartbeat_reads_the_loop_state_and_freezes_when_the_loop_stops(
