@@ -1,7 +1,8 @@
 """The ``mnemo-otel`` command: argument parsing and wiring, nothing else.
 
 Exit codes: 0 success, 1 unexpected error, 2 bad usage or configuration, 3 database unavailable,
-4 unreadable transcript path.
+4 unreadable transcript path (``import``: after importing every file it could read). Telemetry never
+changes them: its last exports get a short grace at exit, delivered or not.
 """
 
 from __future__ import annotations
@@ -93,7 +94,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .daemon import run_daemon
     from .telemetry.setup import configure_telemetry
 
-    telemetry = configure_telemetry(log_stream=sys.stdout, host_id=settings.host_id)
+    telemetry = configure_telemetry(
+        log_stream=sys.stdout,
+        host_id=settings.host_id,
+        shutdown_grace=settings.telemetry.shutdown_grace_seconds,
+    )
     try:
         roots = _checked_roots(args.paths or settings.roots, must_exist=bool(args.paths))
         anyio.run(run_daemon, settings, roots)
@@ -107,8 +112,11 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from .telemetry.setup import configure_telemetry
 
     telemetry = configure_telemetry(
-        log_stream=sys.stderr, host_id=settings.host_id
-    )  # stdout carries the --json summary
+        log_stream=sys.stderr,  # stdout carries the --json summary
+        host_id=settings.host_id,
+        shutdown_grace=settings.telemetry.shutdown_grace_seconds,
+        quiet=True,  # a run by hand with no collector: one line at the end, not a warning per exporter
+    )
     try:
         roots = _checked_roots(args.paths, must_exist=True)
         summary = anyio.run(import_now, settings, roots, sys.stderr.isatty() and not args.json)
@@ -116,6 +124,11 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         telemetry.shutdown()
     if args.json:
         sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
+    if summary.unreadable:
+        return _fail(
+            SourceError(f"{summary.unreadable} transcript(s) could not be read; the others were imported"),
+            EXIT_SOURCE,
+        )
     return EXIT_OK
 
 

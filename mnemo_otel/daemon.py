@@ -92,14 +92,15 @@ async def import_now(settings: Settings, roots: Sequence[Path], show_progress: b
     )
     try:
         if not show_progress:
-            return await importer.import_once()
+            return await importer.import_once(tolerate_source_errors=True)
         from rich.console import Console
         from rich.progress import Progress
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("importing", total=None)
             return await importer.import_once(
-                progress=lambda done, total: bar.update(task, completed=done, total=total)
+                tolerate_source_errors=True,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
         with anyio.CancelScope(shield=True):

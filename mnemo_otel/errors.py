@@ -10,6 +10,7 @@
     │   ├── CheckpointMoved    another importer committed this file first: re-plan from its checkpoint
     │   └── MigrationError     the schema cannot be brought to the version this code needs
     └── SourceError            a transcript could not be read (I/O)
+        └── NotRegularSource   a ``*.jsonl`` that is a FIFO, socket or device: skipped, never opened
 
 ``error_type`` is the value used for the ``error.type`` span/metric attribute.
 """
@@ -22,6 +23,7 @@ __all__ = (
     "ConfigError",
     "MigrationError",
     "MnemoError",
+    "NotRegularSource",
     "SourceError",
     "StoreError",
     "StoreUnavailable",
@@ -58,3 +60,7 @@ class MigrationError(StoreError):
 
 class SourceError(MnemoError):
     error_type = "io"
+
+
+class NotRegularSource(SourceError):
+    error_type = "not_regular_file"

@@ -16,7 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .host import default_host_id, valid_host_id
 from .transcripts.discovery import default_roots
 
-__all__ = ("HealthSettings", "ImportSettings", "RetrySettings", "Settings", "WatchdogSettings")
+__all__ = (
+    "HealthSettings",
+    "ImportSettings",
+    "RetrySettings",
+    "Settings",
+    "TelemetrySettings",
+    "WatchdogSettings",
+)
 
 MiB = 1024 * 1024
 
@@ -54,6 +61,17 @@ class WatchdogSettings(BaseModel):
     timeout_seconds: float = Field(120.0, gt=0, description="Loop silent this long: dump stacks and exit.")
 
 
+class TelemetrySettings(BaseModel):
+    """Ours only: the exporters and batch processors keep reading their own ``OTEL_*`` variables."""
+
+    shutdown_grace_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="At exit, how long the last exports may take before the process goes anyway.",
+    )
+
+
 class Settings(BaseSettings):
     """Configuration. ``MNEMO_DATABASE_URL`` unset means: use the embedded PostgreSQL."""
 
@@ -70,3 +88,4 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

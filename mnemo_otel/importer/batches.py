@@ -12,7 +12,14 @@ from pathlib import Path
 from ..model import BadLine, Entry, FileIdentity, FileRead, Quarantine
 from ..settings import ImportSettings
 from ..transcripts.parse import parse_line
-from ..transcripts.reader import HEAD_BYTES, OVERSIZE_SAMPLE_BYTES, ReadResult, range_digest, read_lines
+from ..transcripts.reader import (
+    HEAD_BYTES,
+    OVERSIZE_SAMPLE_BYTES,
+    ReadResult,
+    open_regular,
+    range_digest,
+    read_lines,
+)
 
 __all__ = ("changed_under_checkpoint", "read_batch", "read_tail")
 
@@ -68,7 +75,7 @@ def read_tail(path: Path, offset: int) -> BadLine:
     digest = hashlib.sha256()
     sample = b""
     length = 0
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         f.seek(offset)
         while chunk := f.read(1 << 20):
             if len(sample) < OVERSIZE_SAMPLE_BYTES:

