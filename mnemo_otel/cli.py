@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         log_stream=sys.stdout,
         host_id=settings.host_id,
         shutdown_grace=settings.telemetry.shutdown_grace_seconds,
+        database_spans=settings.telemetry.database_spans,
     )
     try:
         roots = _checked_roots(args.paths or settings.roots, must_exist=bool(args.paths))
@@ -116,6 +117,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         host_id=settings.host_id,
         shutdown_grace=settings.telemetry.shutdown_grace_seconds,
         quiet=True,  # a run by hand with no collector: one line at the end, not a warning per exporter
+        database_spans=settings.telemetry.database_spans,
     )
     try:
         roots = _checked_roots(args.paths, must_exist=True)

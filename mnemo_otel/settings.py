@@ -70,6 +70,11 @@ class TelemetrySettings(BaseModel):
         le=60,
         description="At exit, how long the last exports may take before the process goes anyway.",
     )
+    database_spans: bool = Field(
+        False,
+        description="A client span per SQL statement (asyncpg instrumentation): for diagnosis, it costs "
+        "several spans per batch.",
+    )
 
 
 class Settings(BaseSettings):

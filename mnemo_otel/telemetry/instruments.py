@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ SCOPE = "mnemo_otel"
 # Import durations run from milliseconds (a few lines) to minutes (a catch-up of a huge file); lag from
 # sub-second (live) to days (importing history).
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_READ = "mnemo.read"
 _LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 604800)
 
 
@@ -105,7 +107,7 @@ class ImportTelemetry:
         with self._tracer.start_as_current_span(
             names.SPAN_IMPORT, attributes=attributes, record_exception=False, set_status_on_exception=False
         ) as span:
-            wrapper = _ImportSpan(span, self._tracer, transcript)
+            wrapper = _ImportSpan(span, transcript)
             try:
                 yield wrapper
             except BaseException as exc:
@@ -194,13 +196,15 @@ class ImportTelemetry:
 
 
 class _ImportSpan:
-    """The live root span of one file delta, with helpers for its read/write children."""
+    """The live root span of one file delta: the only span it makes. Each committed batch is an event
+    on it (``mnemo.batch``: byte range, counts, read and write seconds), because a span per batch step
+    cost more to build and export than the step itself on a catch-up."""
 
-    def __init__(self, span: Span, tracer: trace.Tracer, transcript: TranscriptFile) -> None:
+    def __init__(self, span: Span, transcript: TranscriptFile) -> None:
         self.span = span
         self.started = time.perf_counter()
         self.batches = 0
-        self._tracer = tracer
+        self._recording = span.is_recording()
         self._session: str | None = None
         self._stem = transcript.path.stem
         self._first: int | None = None
@@ -208,23 +212,51 @@ class _ImportSpan:
         self._stored = 0
         self._duplicates = 0
         self._quarantined = 0
+        # Reads run one batch ahead of writes: durations queue up until their batch is committed.
+        self._reads: deque[float] = deque()
+        self._write = 0.0
         context = span.get_span_context()
         self.trace_id: str | None = format(context.trace_id, "032x") if context.is_valid else None
 
     @contextmanager
-    def child(self, name: str) -> Iterator[Span]:
-        with self._tracer.start_as_current_span(name, record_exception=False) as span:
-            yield span
+    def child(self, name: str) -> Iterator[None]:
+        """Time one step of the current batch (``mnemo.read`` or ``mnemo.write``) for its event."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - started
+            if name == _READ:
+                self._reads.append(seconds)
+            else:
+                self._write = seconds
 
     def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None:
         self.batches += 1
         if self._session is None:
             self._session = next((e.session_id for e in read.entries if e.session_id), None)
+            if self._session is not None:  # known as early as possible: a live trace is searchable by it
+                self.span.set_attribute(names.ATTR_SESSION_ID, self._session)
         self._first = read.start if self._first is None else self._first
         self._last = read.end
-        self._stored += sum(outcome.stored.values())
+        stored = sum(outcome.stored.values())
+        quarantined = sum(outcome.quarantined.values())
+        self._stored += stored
         self._duplicates += outcome.duplicates
-        self._quarantined += sum(outcome.quarantined.values())
+        self._quarantined += quarantined
+        if self._recording:
+            self.span.add_event(
+                names.EVENT_BATCH,
+                {
+                    "mnemo.offset.start": read.start,
+                    "mnemo.offset.end": read.end,
+                    "mnemo.entries.stored": stored,
+                    "mnemo.entries.duplicates": outcome.duplicates,
+                    "mnemo.lines.quarantined": quarantined,
+                    "mnemo.read.seconds": self._reads.popleft() if self._reads else 0.0,
+                    "mnemo.write.seconds": self._write,
+                },
+            )
 
     def close(self) -> None:
         self.span.set_attributes(

@@ -20,6 +20,7 @@ __all__ = (
     "ATTR_TRANSCRIPT_PATH",
     "ATTR_VOLUME",
     "ENTRY_METRIC_TYPES",
+    "EVENT_BATCH",
     "METRICS",
     "SERVICE_NAMESPACE",
     "SERVICE_NAME_DEFAULT",
@@ -32,6 +33,8 @@ __all__ = (
 SERVICE_NAME_DEFAULT: Final = "mnemo-importer"
 SERVICE_NAMESPACE: Final = "mnemo"
 SPAN_IMPORT: Final = "mnemo.import"
+# One event per committed batch on the ``mnemo.import`` span (no span per batch: see instruments.py).
+EVENT_BATCH: Final = "mnemo.batch"
 
 ATTR_ENTRY_TYPE: Final = "entry.type"
 # The bounded values of ``entry.type`` (a line's own ``type`` field is unbounded).

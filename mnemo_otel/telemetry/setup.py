@@ -82,6 +82,7 @@ class Telemetry:
     ended_spans: EndedSpans = field(default_factory=EndedSpans)
     exporters: list[SpanExporter | MetricExporter | LogRecordExporter] = field(default_factory=list)
     flushed: bool | None = None  # after shutdown: did every provider finish within the grace
+    database_spans: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -110,7 +111,7 @@ class Telemetry:
         self.flushed = shutdown_within(
             grace, [p.shutdown for p in providers], [e.shutdown for e in self.exporters]
         )
-        if self.tracer_provider is not None:
+        if self.database_spans:
             AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]  # untyped upstream
         failed = self.delivery.failed
         if self.flushed and not failed:
@@ -134,6 +135,7 @@ def configure_telemetry(
     host_id: str | None = None,
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
     quiet: bool = False,
+    database_spans: bool = False,
 ) -> Telemetry:
     """Install the SDK globally from the environment; with ``OTEL_SDK_DISABLED=true`` only local logging.
 
@@ -142,6 +144,8 @@ def configure_telemetry(
     :param shutdown_grace: seconds :meth:`Telemetry.shutdown` waits for the last exports.
     :param quiet: none of the SDK's export complaints locally (a one-shot run by hand); ``shutdown``
         still says in one line if something was not delivered.
+    :param database_spans: a client span per SQL statement (the asyncpg instrumentation, parameters
+        never captured); off by default, as each batch's ``mnemo.batch`` event already times its write.
     """
     env = os.environ if environ is None else environ
     handlers = configure_local_logging(log_level, log_stream or sys.stdout, quiet=quiet)
@@ -168,9 +172,11 @@ def configure_telemetry(
     trace.set_tracer_provider(result.tracer_provider)
     metrics.set_meter_provider(result.meter_provider)
     set_logger_provider(result.logger_provider)
-    AsyncPGInstrumentor(capture_parameters=False).instrument(  # type: ignore[no-untyped-call]  # untyped upstream
-        tracer_provider=result.tracer_provider
-    )
+    if database_spans:
+        AsyncPGInstrumentor(capture_parameters=False).instrument(  # type: ignore[no-untyped-call]  # untyped upstream
+            tracer_provider=result.tracer_provider
+        )
+        result.database_spans = True
     otlp_handler = LoggingHandler(level=log_level, logger_provider=result.logger_provider)
     otlp_handler.addFilter(_not_from_opentelemetry)
     logging.getLogger().addHandler(otlp_handler)

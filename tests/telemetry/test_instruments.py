@@ -136,8 +136,16 @@ async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_o
     assert root.attributes["mnemo.offset.end"] == path.stat().st_size
     assert root.attributes["mnemo.batches"] == 2
     trace_id = format(root.context.trace_id, "032x")
-    children = {s.name for s in spans if s.context.trace_id == root.context.trace_id and s is not root}
-    assert {"mnemo.read", "mnemo.write"} <= children
+    # One span per delta: the batches are its events, with their byte ranges and step timings.
+    assert [s for s in spans if s.context.trace_id == root.context.trace_id] == [root]
+    events = [e for e in root.events if e.name == names.EVENT_BATCH]
+    assert [(e.attributes or {}).get("mnemo.entries.stored") for e in events] == [1, 1]
+    assert (events[0].attributes or {})["mnemo.offset.start"] == 0
+    assert (events[1].attributes or {})["mnemo.offset.end"] == path.stat().st_size
+    for event in events:
+        timings = dict(event.attributes or {})
+        assert isinstance(timings["mnemo.read.seconds"], float) and timings["mnemo.read.seconds"] > 0
+        assert isinstance(timings["mnemo.write.seconds"], float) and timings["mnemo.write.seconds"] > 0
     stored = {r["import_trace_id"] for r in await db.fetch("SELECT import_trace_id FROM mnemo.entries")}
     assert stored == {trace_id}
 
