@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from mnemo_otel.grafana.spec import ATTR_FLEET_HOST, DATASOURCE_PROMETHEUS, HEARTBEAT_MEMORY, PER_HOST
+from mnemo_otel.grafana.spec import ATTR_FLEET_HOST, DATASOURCE_PROMETHEUS, PER_HOST
 from mnemo_otel.telemetry import names
 
 __all__ = (
@@ -24,6 +24,7 @@ __all__ = (
 HOST_VARIABLE: Final = "host"
 FLEET_TABLE_PANEL: Final = 40
 _PROM: Final = {"type": "prometheus", "uid": DATASOURCE_PROMETHEUS}
+_TABLE_MEMORY: Final = "1d"  # hosts seen within a day get a row
 _HOST_MATCHER: Final = f'{PER_HOST}=~"${HOST_VARIABLE}"'
 # The importer's own series (not the collector's): the names the contract declares.
 _IMPORTER_SERIES: Final = re.compile(
@@ -105,8 +106,8 @@ def fleet_table(grid: tuple[int, int, int, int]) -> dict[str, Any]:
         f'"{PER_HOST}", "", "{ATTR_FLEET_HOST}"))'
     )
     columns = {
-        "A": ("Heartbeat age", f"time() - {by} (last_over_time({hb}[{HEARTBEAT_MEMORY}]))", "s"),
-        "B": ("Backlog age", f"{by} (last_over_time({age}[{HEARTBEAT_MEMORY}]))", "s"),
+        "A": ("Heartbeat age", f"time() - {by} (last_over_time({hb}[{_TABLE_MEMORY}]))", "s"),
+        "B": ("Backlog age", f"{by} (last_over_time({age}[{_TABLE_MEMORY}]))", "s"),
         "C": ("Since last import", f"time() - {by} (last_over_time({last}[7d]))", "s"),
         "D": ("Uptime", f"max by ({PER_HOST}, service_version) ({uptime})", "s"),
         "E": ("Member", members, "none"),

@@ -71,8 +71,9 @@ HEARTBEAT_FIRES_WITHIN_S: Final = HEARTBEAT_STALE_AFTER_S + 2 * EVALUATION_INTER
 """120 s after the last beat at most: the first evaluation strictly past the threshold comes within
 one interval, then ``for`` waits one more evaluation."""
 
-HEARTBEAT_MEMORY: Final = "1d"
-"""How far back the heartbeat alert looks for a host's last beat (its age is shown up to this)."""
+HEARTBEAT_MEMORY: Final = "1h"
+"""How far back the heartbeat alert looks for a host's last beat (its age is shown up to this; a
+member silent for longer shows 1e9). Longer windows cost every evaluation more samples."""
 
 ATTR_ERROR = names.ATTR_ERROR_TYPE.replace(".", "_")
 ATTR_VOLUME = names.ATTR_VOLUME.replace(".", "_")
@@ -221,7 +222,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         panel=PanelId.HEARTBEAT_AGE,
         summary=(
             "{{ if gt $values.A.Value 1e8 }}No importer heartbeat"
-            "{{ with $labels.service_instance_id }} from {{ . }}{{ end }} for over a day."
+            "{{ with $labels.service_instance_id }} from {{ . }}{{ end }} for over an hour."
             f"{{{{ else }}}}The importer work loop{_ON_HOST} last made progress "
             "{{ humanizeDuration $values.A.Value }} ago.{{ end }}"
         ),

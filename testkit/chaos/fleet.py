@@ -1,0 +1,139 @@
+"""Many importers, one database: daemons of several hosts (each in its own mount namespace, all at
+the same path) import at once and are SIGKILLed at random moments; the database must end exactly as
+one clean import per host, one after the other, leaves it, with no deadlock along the way."""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import IO
+
+import anyio
+import anyio.abc
+import asyncpg
+
+from ..fleet import Host, complete_offsets_on, host_importer, make_hosts, wait_for_hosts
+from ..postgres_server import PostgresServer
+from .harness import ChaosResult, Scale, Snapshot, compare, fresh_database, snapshot
+
+__all__ = ("many_importers",)
+
+
+async def many_importers(
+    server: PostgresServer, workdir: Path, scale: Scale, *, seed: int, importers: int = 4
+) -> ChaosResult:
+    rng = random.Random(seed)
+    hosts = make_hosts(workdir, importers, mb=scale.corpus_mb / importers, seed=seed)
+    same_root = workdir / "same" / "projects"
+    same_root.mkdir(parents=True)
+    expected_offsets: dict[tuple[str, str], int] = {}
+    for host in hosts:
+        expected_offsets |= complete_offsets_on(host, same_root)
+    dsn = await fresh_database(server, "chaos_fleet")
+    result = ChaosResult(f"{importers} importers, SIGKILLs", runs=importers + scale.kills)
+    waits: list[int] = []
+    with (workdir / "fleet.log").open("ab") as log:
+        async with AsyncExitStack() as stack, anyio.create_task_group() as sampler:
+            sampler.start_soon(_sample_lock_waits, dsn, waits)
+
+            async def start(host: Host) -> anyio.abc.Process:
+                args = ["run", str(same_root)]
+                return await stack.enter_async_context(host_importer(host, args, dsn, same_root, log))
+
+            procs = {host.host_id: await start(host) for host in hosts}
+            target = sum(expected_offsets.values())
+            mid_import = 0
+            for _ in range(scale.kills):
+                await anyio.sleep(rng.uniform(0.1, 1.5))
+                victim = rng.choice(hosts)
+                mid_import += await _checkpoint_total(dsn) < target
+                procs[victim.host_id].kill()
+                await procs[victim.host_id].wait()
+                procs[victim.host_id] = await start(victim)
+            started = time.monotonic()
+            await wait_for_hosts(dsn, expected_offsets)
+            result.recovery_seconds.append(time.monotonic() - started)
+            for proc in procs.values():
+                proc.terminate()
+            for host_id, proc in procs.items():
+                if await proc.wait() != 0:
+                    result.differences.append(f"{host_id} exited with {proc.returncode} on SIGTERM")
+            sampler.cancel_scope.cancel()
+        expected = await _clean_reference(server, hosts, same_root, log)
+    compare(expected, await snapshot(dsn), result)
+    deadlocks = await _deadlocks(dsn)
+    if deadlocks:
+        result.differences.append(f"{deadlocks} deadlock(s) detected by PostgreSQL")
+    result.notes.append(
+        f"seed {seed}; {scale.kills} kills over {importers} importers ({mid_import} before the "
+        f"import was complete); deadlocks {deadlocks}; "
+        f"lock waiters max {max(waits, default=0)}, waiting in {_share(waits):.0%} of samples; "
+        f"log {workdir / 'fleet.log'}"
+    )
+    return result
+
+
+async def _clean_reference(
+    server: PostgresServer, hosts: list[Host], same_root: Path, log: IO[bytes]
+) -> Snapshot:
+    """One uninterrupted import per host, one after the other, into a fresh database."""
+    dsn = await fresh_database(server, "chaos_fleet_reference")
+    for host in hosts:
+        async with host_importer(host, ["import", str(same_root)], dsn, same_root, log) as proc:
+            code = await proc.wait()
+        assert code == 0, f"clean reference import of {host.host_id} exited with {code}"
+    return await snapshot(dsn)
+
+
+async def _sample_lock_waits(dsn: str, samples: list[int]) -> None:
+    """Backends of this database waiting for a lock, sampled every 50 ms (a convoy shows as many)."""
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError):
+            await anyio.sleep(0.05)
+            continue
+        try:
+            while True:
+                samples.append(
+                    await conn.fetchval(
+                        "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted "
+                        "AND (database IS NULL OR database = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database()))"
+                    )
+                )
+                await anyio.sleep(0.05)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+
+async def _checkpoint_total(dsn: str) -> int:
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError):
+        return 0
+    try:
+        if not await conn.fetchval("SELECT to_regclass('mnemo.files') IS NOT NULL"):
+            return 0
+        value: int = await conn.fetchval("SELECT COALESCE(sum(committed_offset), 0)::bigint FROM mnemo.files")
+        return value
+    finally:
+        await conn.close()
+
+
+async def _deadlocks(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value: int = await conn.fetchval(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return value
+    finally:
+        await conn.close()
+
+
+def _share(samples: list[int]) -> float:
+    return sum(1 for s in samples if s) / len(samples) if samples else 0.0
