@@ -9,11 +9,14 @@ mirror (an inverted comparison, another ``for``) fails here even when promtool s
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from testkit.grafana_replay import instant_values, instant_values_one_by_one, replay_case
+from testkit.grafana_replay import Mismatch, instant_values, instant_values_one_by_one, replay_case
 from testkit.grafana_rules import Rule, load_rules
 from testkit.prometheus import running_prometheus
 from testkit.remote_write import push
@@ -33,11 +36,29 @@ def _case(file_stem: str, name_start: str) -> Case:
     return next(c for c in CASES if c.file.stem == file_stem and c.name.startswith(name_start))
 
 
+@pytest.fixture(scope="module")
+def replays(
+    request: pytest.FixtureRequest, rules: list[Rule], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[list[Mismatch]]]]:
+    """The selected cases replayed a few at a time: each mostly waits on its own Prometheus."""
+    selected = [
+        cast(Case, item.callspec.params["case"])
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.originalname == "test_grafana_reading__fires_as_the_scenario_expects"
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        yield {
+            case.ident: pool.submit(replay_case, tmp_path_factory.mktemp("replay"), case, rules)
+            for case in selected
+        }
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.ident)
 def test_grafana_reading__fires_as_the_scenario_expects(
-    case: Case, rules: list[Rule], tmp_path: Path
+    case: Case, replays: dict[str, Future[list[Mismatch]]]
 ) -> None:
-    mismatches = replay_case(tmp_path, case, rules)
+    mismatches = replays[case.ident].result(timeout=300)
     assert not mismatches, "\n".join(map(str, mismatches))
 
 
