@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     grafana.add_argument(
         "--out", type=Path, default=Path("grafana"), help="the grafana/ folder (default: ./grafana)"
     )
+    grafana.add_argument(
+        "--runbook-url",
+        default=None,
+        help="render: base of every rule's runbook_url, e.g. the runbook on your forge "
+        "(default: docs/runbook.md in this repository)",
+    )
     grafana.set_defaults(handler=_grafana)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -143,10 +149,11 @@ def _health(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _grafana(args: argparse.Namespace, settings: Settings) -> int:
-    from .grafana.render import check, render_all
+    from .grafana.render import Options, check, render_all
 
     if args.action == "render":
-        for path in render_all(args.out):
+        options = Options() if args.runbook_url is None else Options(runbook_url=args.runbook_url)
+        for path in render_all(args.out, options):
             sys.stdout.write(f"{path}\n")
         return EXIT_OK
     drift = check(args.out)

@@ -2,8 +2,10 @@
 
 The shipped file is used as is except for what cannot hold on a test machine: scrape targets name
 compose services (``collector:8888``), so a temp copy keeps only the jobs the test maps to real
-127.0.0.1 targets, and may shorten the scrape interval. Flags are the compose service's flags
-(:data:`PROMETHEUS_FLAGS`; a stack test checks that compose runs the same ones).
+127.0.0.1 targets, and may shorten the scrape interval. Its ``rule_files`` are resolved through the
+compose service's mounts (:func:`shipped_rule_files`), so the tests load exactly the rules compose
+does. Flags are the compose service's flags (:data:`PROMETHEUS_FLAGS`; a stack test checks that
+compose runs the same ones).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import shutil
 import subprocess
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -27,9 +29,12 @@ __all__ = (
     "Prometheus",
     "Sample",
     "running_prometheus",
+    "shipped_rule_files",
 )
 
 SHIPPED_PROMETHEUS_CONFIG = REPO_ROOT / "backends" / "prometheus.yml"
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+CONTAINER_CONFIG = PurePosixPath("/etc/prometheus/prometheus.yml")
 
 # Feature flags the stack relies on; docker-compose.yml passes the same ones.
 PROMETHEUS_FLAGS: tuple[str, ...] = (
@@ -38,6 +43,26 @@ PROMETHEUS_FLAGS: tuple[str, ...] = (
 )
 
 Sample = dict[str, Any]
+
+
+def shipped_rule_files() -> list[Path]:
+    """The repository files compose's Prometheus loads as rules: its ``rule_files`` patterns matched
+    against the service's bind mounts. A pattern no mount satisfies is an error, not an empty list."""
+    config = yaml.safe_load(SHIPPED_PROMETHEUS_CONFIG.read_text())
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    mounts: dict[PurePosixPath, Path] = {}
+    for volume in services["prometheus"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            mounts[PurePosixPath(target)] = REPO_ROOT / source
+    found: list[Path] = []
+    for pattern in config.get("rule_files", []):
+        in_container = CONTAINER_CONFIG.parent / pattern
+        matched = sorted(host for target, host in mounts.items() if target.match(str(in_container)))
+        if not matched:
+            raise ValueError(f"rule_files pattern {pattern!r} matches no file compose mounts")
+        found += matched
+    return found
 
 
 class Prometheus:
@@ -75,6 +100,7 @@ class Prometheus:
         if unknown:
             raise ValueError(f"no such scrape job in the shipped config: {sorted(unknown)}")
         config["scrape_configs"] = jobs
+        config["rule_files"] = [str(path) for path in shipped_rule_files()]
         if scrape_interval is not None:
             config.setdefault("global", {})["scrape_interval"] = scrape_interval
             config["global"]["evaluation_interval"] = scrape_interval

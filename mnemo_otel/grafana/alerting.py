@@ -2,13 +2,17 @@
 
 Field names follow Grafana's file format (``rules_types.go``: ``keepFiringFor``, ``noDataState``,
 ``dashboardUid``), not the HTTP API's. The mirror carries only what ``promtool test rules`` checks:
-the condition, ``for``, ``keep_firing_for`` and the labels.
+the condition, ``for``, ``keep_firing_for`` and the labels, after the SLI recording rules the
+burn-rate queries read. Every Grafana rule carries ``runbook_url``:
+the runbook's section named after the alert, under a base chosen at render time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
+from mnemo_otel.grafana.rules import ALL_RULES
+from mnemo_otel.grafana.slo import recording_rules
 from mnemo_otel.grafana.spec import (
     DASHBOARD_UID,
     DATASOURCE_PROMETHEUS,
@@ -16,11 +20,14 @@ from mnemo_otel.grafana.spec import (
     EVALUATION_INTERVAL_S,
     RULE_FOLDER,
     RULE_GROUP,
-    RULES,
     AlertSpec,
 )
 
-__all__ = ("QUERY_REF", "THRESHOLD_REF", "grafana_rules", "prometheus_mirror")
+__all__ = ("QUERY_REF", "RUNBOOK_URL", "THRESHOLD_REF", "grafana_rules", "prometheus_mirror", "runbook_url")
+
+RUNBOOK_URL: Final = "docs/runbook.md"
+"""Default base of every ``runbook_url``: the repository's runbook, as a link relative to its root.
+``mnemo-otel grafana render --runbook-url`` points it at a published copy instead."""
 
 QUERY_REF = "A"
 THRESHOLD_REF = "C"
@@ -59,36 +66,47 @@ def _threshold(spec: AlertSpec) -> dict[str, Any]:
     }
 
 
-def _grafana_rule(spec: AlertSpec) -> dict[str, Any]:
-    return {
+def runbook_url(spec: AlertSpec, base: str = RUNBOOK_URL) -> str:
+    """The link to the rule's runbook section: ``base#anchor``."""
+    return f"{base}#{spec.runbook_anchor}"
+
+
+def _grafana_rule(spec: AlertSpec, runbook_base: str) -> dict[str, Any]:
+    rule: dict[str, Any] = {
         "uid": spec.uid,
         "title": spec.name,
         "condition": THRESHOLD_REF,
         "data": [_query(spec), _threshold(spec)],
-        "dashboardUid": DASHBOARD_UID,
-        "panelId": int(spec.panel),
-        "noDataState": spec.no_data,
-        "execErrState": spec.exec_err,
-        "for": spec.pending,
-        "keepFiringFor": spec.keep_firing_for,
-        "annotations": {
-            "summary": spec.summary,
-            "description": spec.description,
-            "runbook": spec.runbook,
-        },
-        "labels": {"severity": spec.severity.value},
-        "isPaused": False,
     }
+    if spec.panel is not None:
+        rule.update(dashboardUid=DASHBOARD_UID, panelId=int(spec.panel))
+    rule.update(
+        {
+            "noDataState": spec.no_data,
+            "execErrState": spec.exec_err,
+            "for": spec.pending,
+            "keepFiringFor": spec.keep_firing_for,
+            "annotations": {
+                "summary": spec.summary,
+                "description": spec.description,
+                "runbook": spec.runbook,
+                "runbook_url": runbook_url(spec, runbook_base),
+            },
+            "labels": {"severity": spec.severity.value},
+            "isPaused": False,
+        }
+    )
+    return rule
 
 
-def grafana_rules() -> dict[str, Any]:
+def grafana_rules(runbook_base: str = RUNBOOK_URL) -> dict[str, Any]:
     """The ``provisioning/alerting/rules.yaml`` document: one folder, one group, every rule."""
     group = {
         "orgId": 1,
         "name": RULE_GROUP,
         "folder": RULE_FOLDER,
         "interval": EVALUATION_INTERVAL,
-        "rules": [_grafana_rule(spec) for spec in RULES],
+        "rules": [_grafana_rule(spec, runbook_base) for spec in ALL_RULES],
     }
     return {"apiVersion": 1, "groups": [group]}
 
@@ -102,10 +120,13 @@ def _mirror_rule(spec: AlertSpec) -> dict[str, Any]:
 
 
 def prometheus_mirror() -> dict[str, Any]:
-    """The Prometheus-rules mirror, evaluated at Grafana's interval; used only by promtool."""
+    """The Prometheus-rules mirror, evaluated at Grafana's interval; used only by promtool.
+
+    The SLI recording groups come first, as Prometheus records them, so one file holds everything the
+    alert queries read."""
     group = {
         "name": RULE_GROUP,
         "interval": EVALUATION_INTERVAL,
-        "rules": [_mirror_rule(spec) for spec in RULES],
+        "rules": [_mirror_rule(spec) for spec in ALL_RULES],
     }
-    return {"groups": [group]}
+    return {"groups": [*recording_rules()["groups"], group]}

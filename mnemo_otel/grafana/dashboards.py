@@ -1,6 +1,6 @@
 """The importer dashboard, generated so its queries use the contract's metric names.
 
-Layout top to bottom: status at a glance, throughput and success, latency, failures and backlog,
+Layout top to bottom: the service-level objectives (``kpi.py``), status at a glance, throughput and success, latency, failures and backlog,
 resources, telemetry pipeline and firing alerts, import traces (Tempo), importer logs (Loki).
 """
 
@@ -9,11 +9,16 @@ from __future__ import annotations
 from typing import Any, Final
 
 from mnemo_otel.grafana.fleet_panels import fleet_table, host_variable, restrict_panels
+from mnemo_otel.grafana.kpi import KPI_HEIGHT, kpi_row
+from mnemo_otel.grafana.panels import panel as _panel
+from mnemo_otel.grafana.panels import stat as _stat
+from mnemo_otel.grafana.panels import steps as _steps
+from mnemo_otel.grafana.panels import target as _target
+from mnemo_otel.grafana.panels import timeseries as _timeseries
 from mnemo_otel.grafana.spec import (
     COLLECTOR,
     DASHBOARD_UID,
     DATASOURCE_LOKI,
-    DATASOURCE_PROMETHEUS,
     DATASOURCE_TEMPO,
     EXPORT_INTERVAL_S,
     HEARTBEAT_STALE_AFTER_S,
@@ -27,63 +32,6 @@ __all__ = ("dashboard",)
 
 RATE: Final = "$__rate_interval"
 _GAP = {rule.uid: rule.threshold for rule in RULES}
-_PROM: Final = {"type": "prometheus", "uid": DATASOURCE_PROMETHEUS}
-
-
-def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict[str, Any]:
-    return {
-        "refId": ref,
-        "datasource": _PROM,
-        "editorMode": "code",
-        "expr": expr,
-        "legendFormat": legend or "__auto",
-        "instant": instant,
-        "range": not instant,
-    }
-
-
-def _steps(*steps: tuple[str, float | None]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": [{"color": color, "value": value} for color, value in steps]}
-
-
-def _panel(
-    pid: int, kind: str, title: str, grid: tuple[int, int, int, int], targets: list[dict[str, Any]]
-) -> dict[str, Any]:
-    x, y, w, h = grid
-    return {
-        "id": pid,
-        "type": kind,
-        "title": title,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "datasource": targets[0]["datasource"] if targets else None,
-        "targets": targets,
-        "fieldConfig": {"defaults": {}, "overrides": []},
-        "options": {},
-    }
-
-
-def _stat(pid: int, title: str, expr: str, unit: str, thresholds: dict[str, Any]) -> dict[str, Any]:
-    """A status stat; :func:`_status_row` sets its place in the row."""
-    panel = _panel(pid, "stat", title, (0, 0, 4, 4), [_target(expr, instant=True)])
-    panel["fieldConfig"]["defaults"] = {
-        "unit": unit,
-        "thresholds": thresholds,
-        "color": {"mode": "thresholds"},
-    }
-    panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
-    return panel
-
-
-def _timeseries(
-    pid: int, title: str, grid: tuple[int, int, int, int], unit: str, targets: list[dict[str, Any]]
-) -> dict[str, Any]:
-    panel = _panel(pid, "timeseries", title, grid, targets)
-    panel["fieldConfig"]["defaults"] = {"unit": unit}
-    panel["options"] = {
-        "legend": {"displayMode": "list", "placement": "bottom"},
-        "tooltip": {"mode": "multi"},
-    }
-    return panel
 
 
 UPTIME_PANEL: Final = 7
@@ -325,6 +273,9 @@ def dashboard() -> dict[str, Any]:
     panels += [*_pipeline_row(), *_traces_and_logs()]
     restrict_panels(panels)
     panels.append(fleet_table((0, 62, 24, 8)))
+    for below in panels:  # the objectives (all hosts) come first
+        below["gridPos"]["y"] += KPI_HEIGHT
+    panels = [*kpi_row(), *panels]
     return {
         "uid": DASHBOARD_UID,
         "title": "Mnemo importer",

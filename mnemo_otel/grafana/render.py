@@ -1,7 +1,8 @@
 """Write every generated Grafana file, or report which committed ones drifted from the spec.
 
 ``out_dir`` is the repository's ``grafana/`` folder. Output is deterministic (key order as built,
-multi-line strings as YAML blocks) so a diff shows exactly what a spec change did.
+multi-line strings as YAML blocks) so a diff shows exactly what a spec change did. Render-time choices
+(:class:`Options`) change only the files users run; ``check`` compares against the defaults.
 """
 
 from __future__ import annotations
@@ -9,29 +10,40 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
-from mnemo_otel.grafana import alerting, contacts, dashboards, datasources
+from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, slo
 
-__all__ = ("GENERATED", "check", "render_all")
+__all__ = ("GENERATED", "Options", "check", "render_all")
 
 _HEADER: Final = (
     "# Generated from mnemo_otel/grafana (the alert spec is spec.py). Do not edit:\n"
     "# change the spec, then run `mnemo-otel grafana render`.\n"
 )
 
-GENERATED: Final[dict[str, Callable[[], dict[str, Any]]]] = {
-    "provisioning/datasources/datasources.yaml": datasources.datasources,
-    "provisioning/dashboards/mnemo.yaml": datasources.dashboard_provider,
-    "provisioning/alerting/rules.yaml": alerting.grafana_rules,
-    "provisioning/alerting/contact-points.yaml": contacts.contact_points,
-    "provisioning/alerting/policies.yaml": contacts.policies,
-    "provisioning/alerting/templates.yaml": contacts.templates,
-    "promtool/rules.yaml": alerting.prometheus_mirror,
-    "dashboards/mnemo-importer.json": dashboards.dashboard,
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Choices made when rendering; the committed files use the defaults."""
+
+    runbook_url: str = alerting.RUNBOOK_URL
+    """Base of every rule's ``runbook_url`` (the anchor is appended)."""
+
+
+GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
+    "provisioning/datasources/datasources.yaml": lambda _: datasources.datasources(),
+    "provisioning/dashboards/mnemo.yaml": lambda _: datasources.dashboard_provider(),
+    "provisioning/alerting/rules.yaml": lambda options: alerting.grafana_rules(options.runbook_url),
+    "provisioning/alerting/contact-points.yaml": lambda _: contacts.contact_points(),
+    "provisioning/alerting/policies.yaml": lambda _: contacts.policies(),
+    "provisioning/alerting/templates.yaml": lambda _: contacts.templates(),
+    "promtool/rules.yaml": lambda _: alerting.prometheus_mirror(),
+    "prometheus/recording-rules.yaml": lambda _: slo.recording_rules(),
+    "dashboards/mnemo-importer.json": lambda _: dashboards.dashboard(),
 }
 """Relative path under ``grafana/`` -> the function building that document."""
 
@@ -59,13 +71,14 @@ def serialize(relative: str, document: dict[str, Any]) -> str:
     return _HEADER + body
 
 
-def render_all(out_dir: Path) -> list[Path]:
+def render_all(out_dir: Path, options: Options | None = None) -> list[Path]:
     """Write every generated file under ``out_dir`` and return their paths."""
+    chosen = options or Options()
     written = []
     for relative, build in GENERATED.items():
         path = out_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(serialize(relative, build()), encoding="utf-8")
+        path.write_text(serialize(relative, build(chosen)), encoding="utf-8")
         written.append(path)
     return written
 

@@ -1,4 +1,6 @@
-"""The one alert spec: every Grafana rule and its Prometheus mirror are generated from ``RULES``.
+"""The alert spec's vocabulary and the importer's own rules (``RULES``); the SLO rules are in ``slo.py``.
+
+Every Grafana rule and its Prometheus mirror are generated from ``mnemo_otel.grafana.rules.ALL_RULES``.
 
 Each rule is an instant PromQL query (refId ``A``) whose value is compared with a threshold. The
 query measures; it never compares, so dashboards, promtool tests and the end-to-end test can reuse
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Final, Literal
 
+from mnemo_otel.grafana.collector import COLLECTOR, CollectorMetrics
 from mnemo_otel.telemetry import names
 
 __all__ = (
@@ -83,30 +86,11 @@ PER_HOST: Final = "service_instance_id"
 _ON_HOST = "{{ with $labels.service_instance_id }} on {{ . }}{{ end }}"
 
 
-@dataclass(frozen=True, slots=True)
-class CollectorMetrics:
-    """The collector's own metrics as Prometheus sees them; the only place their names live."""
-
-    send_failed: tuple[tuple[str, str], ...]
-    """(signal, counter) pairs: items an exporter dropped after its retries."""
-    queue_size: str
-    queue_capacity: str
-
-
-COLLECTOR: Final = CollectorMetrics(
-    send_failed=(
-        ("metrics", "otelcol_exporter_send_failed_metric_points_total"),
-        ("traces", "otelcol_exporter_send_failed_spans_total"),
-        ("logs", "otelcol_exporter_send_failed_log_records_total"),
-    ),
-    queue_size="otelcol_exporter_queue_size",
-    queue_capacity="otelcol_exporter_queue_capacity",
-)
-
-
 class Severity(StrEnum):
     CRITICAL = "critical"
     WARNING = "warning"
+    NONE = "none"
+    """Never for a human: the dead man's switch."""
 
 
 class PanelId(IntEnum):
@@ -121,6 +105,8 @@ class PanelId(IntEnum):
     MEMORY = 20
     DISK = 22
     PIPELINE = 23
+    AVAILABILITY = 50
+    IMPORT_SUCCESS = 52
 
 
 NoDataState = Literal["Alerting", "NoData", "OK", "KeepLast"]
@@ -148,10 +134,15 @@ class AlertSpec:
     no_data: NoDataState
     exec_err: ExecErrState
     severity: Severity
-    panel: PanelId
+    panel: PanelId | None
     summary: str
     description: str
     runbook: str
+
+    @property
+    def runbook_anchor(self) -> str:
+        """The runbook section's anchor: its heading is the alert name (Markdown slug: lower case)."""
+        return self.name.lower()
 
     @property
     def condition(self) -> str:

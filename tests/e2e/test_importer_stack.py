@@ -15,6 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from mnemo_otel.grafana import RULES as ALL_RULES
+from mnemo_otel.grafana.slo import Recorded, recording_rules
 from mnemo_otel.grafana.spec import RULES, AlertSpec
 from mnemo_otel.host import default_host_id
 from mnemo_otel.telemetry import names
@@ -82,6 +84,21 @@ def _rows(dsn: str) -> int:
         return asyncio.run(count())
     except (OSError, asyncpg.PostgresError):
         return -1
+
+
+def _sli(prometheus: Prometheus, series: str) -> float:
+    return _value(prometheus, series) if prometheus.query(series) else float("nan")
+
+
+def _check_recording_rules_loaded(prometheus: Prometheus) -> None:
+    """Prometheus runs the shipped SLI rules (resolved through compose's mounts), all without error."""
+    groups = {g["name"]: g for g in prometheus.api("/api/v1/rules", {"type": "record"})["groups"]}
+    shipped = recording_rules()["groups"]
+    assert set(groups) == {group["name"] for group in shipped}
+    for group in shipped:
+        loaded = groups[group["name"]]["rules"]
+        assert [rule["name"] for rule in loaded] == [rule["record"] for rule in group["rules"]]
+        assert all(rule["health"] == "ok" for rule in loaded), loaded
 
 
 def _append(path: Path, keys: range) -> None:
@@ -156,6 +173,19 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
             assert not _firing(prom, _rule(uid)), uid
         assert _value(prom, _rule("mnemo-heartbeat-stale").query) < _rule("mnemo-heartbeat-stale").threshold
 
+        # The SLIs, recorded by the shipped rules from the daemon's real series: this host is fresh.
+        _check_recording_rules_loaded(prom)
+        fresh = f'{Recorded.HEARTBEAT_FRESH}{{service_instance_id="{HOST}"}}'
+        wait_for(lambda: _sli(prom, fresh) == 1, timeout=30, what="the host's heartbeat recorded fresh")
+        age = _value(prom, f'{Recorded.HEARTBEAT_AGE}{{service_instance_id="{HOST}"}}')
+        assert 0 <= age < 10, age
+        wait_for(lambda: _sli(prom, Recorded.AVAILABILITY) == 1, timeout=30, what="availability 1")
+        no_failures = f'{Recorded.ERRORS}{{slo="import_success",window="5m"}}'
+        assert _value(prom, no_failures) == 0
+        for rule in ALL_RULES:  # each Grafana query answers with data on the real series
+            if rule.name.endswith("BudgetBurn") or rule.name == "MnemoWatchdog":
+                assert prom.query(rule.query), rule.name
+
         # Collector down for a while: importing goes on, nothing is lost, metrics resume after.
         stack.collector.stop()
         _append(path, range(20, 50))
@@ -176,6 +206,16 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
         wait_for(lambda: _rows(dsn) == 60, timeout=60, what="the importer to resume by itself")
         wait_for(lambda: not _firing(prom, down), timeout=60, what="database-down to clear")
         wait_for(lambda: _value(prom, gap) == 0, timeout=60, what="the import gap to close")
+        # The failed attempts of the outage count against import success; the imports before and
+        # after it for it. The 30-day figures are recorded too.
+        errors = f'{Recorded.ERRORS}{{slo="import_success",window="5m"}}'
+        wait_for(lambda: 0 < _sli(prom, errors) < 1, timeout=30, what="import errors recorded")
+        wait_for(
+            lambda: 0 < _sli(prom, Recorded.IMPORT_SUCCESS_30D) < 1, timeout=30, what="import success 30d"
+        )
+        host_30d = f'{Recorded.HOST_AVAILABILITY_30D}{{service_instance_id="{HOST}"}}'
+        assert 0.5 < _sli(prom, host_30d) <= 1
+        _check_recording_rules_loaded(prom)
 
         # Killed: the heartbeat condition is met once the threshold has passed, and stays met.
         daemon.send_signal(signal.SIGKILL)

@@ -149,9 +149,12 @@ class TestRules:
     def test_dashboard_links__point_at_existing_panels(self) -> None:
         dashboard = _dashboard()
         panel_ids = {panel["id"] for panel in dashboard["panels"]}
-        for rule in _rules():
+        linked = [rule for rule in _rules() if rule["labels"]["severity"] != "none"]
+        for rule in linked:
             assert rule["dashboardUid"] == dashboard["uid"]
             assert rule["panelId"] in panel_ids
+        unlinked = [rule for rule in _rules() if rule not in linked]
+        assert all("panelId" not in rule and "dashboardUid" not in rule for rule in unlinked)
 
 
 class TestNotifications:
@@ -258,7 +261,9 @@ class TestDashboard:
         assert any("histogram_quantile" in t["expr"] for p in by_type["timeseries"] for t in p["targets"])
 
     def test_status_row__shows_uptime_and_restarts_from_process_uptime(self) -> None:
-        status = [panel for panel in _dashboard()["panels"] if panel["gridPos"]["y"] == 0]
+        panels = _dashboard()["panels"]
+        row = next(panel["gridPos"]["y"] for panel in panels if panel["title"] == "Uptime")
+        status = [panel for panel in panels if panel["gridPos"]["y"] == row]
         assert all(panel["type"] == "stat" for panel in status)
         spans = sorted((p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"]) for p in status)
         assert spans[0][0] == 0 and spans[-1][1] == 24

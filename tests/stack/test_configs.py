@@ -20,7 +20,7 @@ from mnemo_otel.grafana import GRAFANA_VERSION
 from mnemo_otel.telemetry import names
 from testkit import REPO_ROOT
 from testkit.collector import SHIPPED_CONFIG, collector_binary
-from testkit.prometheus import PROMETHEUS_FLAGS, SHIPPED_PROMETHEUS_CONFIG
+from testkit.prometheus import PROMETHEUS_FLAGS, SHIPPED_PROMETHEUS_CONFIG, shipped_rule_files
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 BACKENDS = REPO_ROOT / "backends"
@@ -285,6 +285,16 @@ def test_promtool_accepts_the_prometheus_config() -> None:
     assert config["storage"]["exemplars"]["max_exemplars"] > 0
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["otelcol"]["static_configs"][0]["targets"] == ["collector:8888"]
+
+
+def test_compose_prometheus_loads_the_generated_sli_rules() -> None:
+    """``rule_files`` resolved through compose's mounts names the generated file, which promtool accepts."""
+    generated = REPO_ROOT / "grafana" / "prometheus" / "recording-rules.yaml"
+    assert shipped_rule_files() == [generated]
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(generated)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_tempo_config_is_tempo3_monolithic_with_a_metrics_generator() -> None:
