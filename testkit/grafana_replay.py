@@ -21,7 +21,7 @@ from testkit.grafana_sse import EvaluationError, evaluate_condition
 from testkit.grafana_state import RuleState
 from testkit.grafana_values import Labels, Number, SeriesValue, Value
 from testkit.prometheus import Prometheus, running_prometheus
-from testkit.remote_write import push
+from testkit.recording_replay import recording_rules_of, replay_forward, scenario_rule_files
 from testkit.rule_scenarios import Case, parse_duration
 
 __all__ = (
@@ -186,8 +186,14 @@ def replay_case(workdir: Path, case: Case, rules: Sequence[Rule]) -> list[Mismat
         name: max(c.eval_time_ms for c in case.checks if c.alertname == name)
         for name in {c.alertname for c in case.checks}
     }
-    with running_prometheus(workdir) as prom:
-        push(prom.remote_write_url, [(s.labels, s.samples) for s in case.series if s.samples])
+    with running_prometheus(workdir, load_rules=False) as prom:
+        replay_forward(
+            prom,
+            [(s.labels, s.samples) for s in case.series if s.samples],
+            recording_rules_of(scenario_rule_files(case.file)),
+            until_ms=max(until.values()),
+            evaluation_interval_ms=case.evaluation_interval_ms,
+        )
         timelines = {
             rule.uid: replay_rule(prom, rule, until[rule.title]) for name in until for rule in by_title[name]
         }

@@ -32,8 +32,10 @@ __all__ = (
 SLO_PERIOD: Final = "30d"
 RECOVERY_TARGET_S: Final = 120
 """Time to recovery: the heartbeat's longest silence per outage, from last beat to next beat."""
-HOST_MEMORY_S: Final = 86400
+HOST_MEMORY: Final = "1d"
 """How long a silent host still counts (as down) in the availability SLI before it drops out."""
+MEMORY_INTERVAL: Final = "5m"
+"""Cadence of the hosts' memory: a day of it is 288 samples, where a day of raw beats is 5760."""
 
 SOURCE_LOST: Final = MetricName(
     "mnemo.importer.source.lost",
@@ -109,17 +111,15 @@ def _record(name: str, expr: str, **labels: str) -> dict[str, Any]:
 
 def _sli_rules() -> list[dict[str, Any]]:
     """Evaluated in order each round: later rules read the earlier ones' fresh values."""
-    last, age, fresh = Recorded.LAST_BEAT, Recorded.HEARTBEAT_AGE, Recorded.HEARTBEAT_FRESH
+    age, fresh = Recorded.HEARTBEAT_AGE, Recorded.HEARTBEAT_FRESH
     stale = number(HEARTBEAT_STALE_AFTER_S)
     rules = [
-        # Each host's last beat; once its samples leave the 30-minute range, the rule carries its own
-        # previous value on (cheaper than a day-long range) until the beat is a day old.
+        # The raw beats of the last 30 minutes, else the day-long memory of the slower group.
         _record(
-            last,
-            f"max by ({_HOST}) (last_over_time({names.HEARTBEAT.prometheus}[30m]))"
-            f" or (last_over_time({last}[1h]) > time() - {HOST_MEMORY_S})",
+            age,
+            f"time() - max by ({_HOST}) (last_over_time({names.HEARTBEAT.prometheus}[30m])"
+            f" or last_over_time({Recorded.LAST_BEAT}[{HOST_MEMORY}]))",
         ),
-        _record(age, f"time() - {last}"),
         _record(fresh, f"{age} <= bool {stale}"),
         # No host at all is down, not "no data".
         _record(Recorded.AVAILABILITY, f"avg({fresh}) or on() vector(0)"),
@@ -136,6 +136,12 @@ def _sli_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def _memory_rules() -> list[dict[str, Any]]:
+    """Each host's last beat, kept sparse so that remembering a silent host for a day stays cheap."""
+    beats = f"max by ({_HOST}) (last_over_time({names.HEARTBEAT.prometheus}[30m]))"
+    return [_record(Recorded.LAST_BEAT, beats)]
+
+
 def _period_rules() -> list[dict[str, Any]]:
     period = SLO_PERIOD
     return [
@@ -147,9 +153,12 @@ def _period_rules() -> list[dict[str, Any]]:
 
 
 def recording_rules() -> dict[str, Any]:
-    """The Prometheus rule file of the SLIs, evaluated at Prometheus's global interval."""
+    """The Prometheus rule file of the SLIs, evaluated at Prometheus's global interval (the memory
+    group at its own); each group reads only the groups above it, so evaluating them in order (as a
+    backfill does) gives what Prometheus records."""
     return {
         "groups": [
+            {"name": "mnemo-sli-memory", "interval": MEMORY_INTERVAL, "rules": _memory_rules()},
             {"name": "mnemo-sli", "rules": _sli_rules()},
             {"name": "mnemo-slo-30d", "rules": _period_rules()},
         ]

@@ -115,7 +115,7 @@ def test_range_query_steps__equal_instant_queries_at_each_tick(rules: list[Rule]
     (rule,) = [r for r in rules if r.title == "MnemoHeartbeatStale"]
     ticks = list(range(0, 4 * 3600_000, rule.interval_ms))
     sample = ticks[::37]
-    with running_prometheus(tmp_path) as prom:
+    with running_prometheus(tmp_path, load_rules=False) as prom:
         push(prom.remote_write_url, [(s.labels, s.samples) for s in case.series])
         by_range = instant_values(prom, rule.queries[0], ticks)
         one_by_one = instant_values_one_by_one(prom, rule.queries[0], sample)
