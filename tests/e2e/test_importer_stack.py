@@ -91,14 +91,16 @@ def _sli(prometheus: Prometheus, series: str) -> float:
 
 
 def _check_recording_rules_loaded(prometheus: Prometheus) -> None:
-    """Prometheus runs the shipped SLI rules (resolved through compose's mounts), all without error."""
+    """Prometheus runs the shipped SLI rules (resolved through compose's mounts), none in error."""
     groups = {g["name"]: g for g in prometheus.api("/api/v1/rules", {"type": "record"})["groups"]}
     shipped = recording_rules()["groups"]
     assert set(groups) == {group["name"] for group in shipped}
     for group in shipped:
         loaded = groups[group["name"]]["rules"]
         assert [rule["name"] for rule in loaded] == [rule["record"] for rule in group["rules"]]
-        assert all(rule["health"] == "ok" for rule in loaded), loaded
+        assert all(rule["health"] != "err" for rule in loaded), loaded
+    # The memory group runs every 5 minutes; the SLIs themselves have been evaluated already.
+    assert all(rule["health"] == "ok" for rule in groups["mnemo-sli"]["rules"]), groups["mnemo-sli"]
 
 
 def _append(path: Path, keys: range) -> None:

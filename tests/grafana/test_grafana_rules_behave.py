@@ -66,13 +66,15 @@ def test_every_provisioned_rule__has_a_scenario_firing_and_one_quiet(rules: list
     firing = {c.alertname for case in CASES for c in case.checks if c.expected}
     quiet = {c.alertname for case in CASES for c in case.checks if not c.expected}
     titles = {rule.title for rule in rules}
+    always = {rule.title for rule in rules if rule.labels.get("severity") == "none"}  # dead man's switch
     assert titles, "no rules provisioned"
     assert not titles - firing, (
         f"provisioned rules never shown firing in tests/grafana/scenarios: {sorted(titles - firing)}; "
         "a new rule needs a scenario where it fires"
     )
-    assert not titles - quiet, (
-        f"provisioned rules never shown quiet in tests/grafana/scenarios: {sorted(titles - quiet)}; "
+    assert not always & quiet, f"a dead man's switch shown quiet: {sorted(always & quiet)}"
+    assert not titles - always - quiet, (
+        f"provisioned rules never shown quiet in tests/grafana/scenarios: {sorted(titles - always - quiet)}; "
         "a new rule needs a scenario where it stays quiet"
     )
 
