@@ -2,7 +2,7 @@
 # (used as constraints: the image gets the package's runtime dependencies only, not the test tools).
 # Health: `mnemo-otel health` queries the daemon's own endpoint (no curl in the image).
 
-FROM python:3.11.14-slim-bookworm AS build
+FROM python:3.11.17-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -13,7 +13,7 @@ COPY mnemo_otel ./mnemo_otel
 RUN /opt/mnemo/bin/pip install --constraint requirements.lock . \
  && /opt/mnemo/bin/pip uninstall --yes pip
 
-FROM python:3.11.14-slim-bookworm
+FROM python:3.11.17-slim-bookworm
 ENV PATH=/opt/mnemo/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -36,12 +36,16 @@ FLEET_REFRESH_SECONDS = 60.0
 
 
 async def open_sink(settings: Settings, *, migrate: bool = True, enroll: bool = True) -> PostgresSink:
+    password = settings.database_password
     if settings.database_url is not None:
         dsn = settings.database_url.get_secret_value()
+    elif password is not None:
+        raise ConfigError("MNEMO_DATABASE_PASSWORD is set but MNEMO_DATABASE_URL is not")
     else:
         dsn = await anyio.to_thread.run_sync(start_embedded_postgres, settings.data_dir)
     return await PostgresSink.open(
         dsn,
+        password=None if password is None else password.get_secret_value(),
         host_id=settings.host_id,
         migrate=migrate,
         enroll=enroll,

@@ -78,11 +78,17 @@ class TelemetrySettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Configuration. ``MNEMO_DATABASE_URL`` unset means: use the embedded PostgreSQL."""
+    """Configuration. ``MNEMO_DATABASE_URL`` unset means: use the embedded PostgreSQL.
+
+    ``MNEMO_DATABASE_PASSWORD`` travels beside the URL, never inside it: a password pasted into a
+    URL must be percent-encoded, and one with ``/``, ``#`` or ``@`` otherwise breaks the URL or,
+    worse, names another host. When set, it overrides any password in the URL.
+    """
 
     model_config = SettingsConfigDict(env_prefix="MNEMO_", env_nested_delimiter="__", extra="ignore")
 
     database_url: SecretStr | None = None
+    database_password: SecretStr | None = None
     host_id: Annotated[str, AfterValidator(valid_host_id)] = Field(
         default_factory=default_host_id,
         description="This machine in a fleet: checkpoints, rows and service.instance.id carry it.",

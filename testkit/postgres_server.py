@@ -53,6 +53,18 @@ class PostgresServer:
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c full_page_writes=off",
         )
 
+    def require_passwords(self) -> None:
+        """Password (SCRAM) authentication over TCP for every role but the ``postgres`` superuser,
+        which keeps trust so the tests can still administer the server. Takes effect at once."""
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text(
+            "local all all trust\n"
+            "host all postgres 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n",
+            encoding="ascii",
+        )
+        self._pg_ctl("reload")
+
     def stop(self) -> None:
         self._pg_ctl("stop", "-w", "-m", "fast")
 

@@ -80,6 +80,7 @@ class PostgresSink:
         cls,
         dsn: str,
         *,
+        password: str | None = None,
         host_id: str | None = None,
         migrate: bool = True,
         enroll: bool = True,
@@ -88,11 +89,15 @@ class PostgresSink:
     ) -> PostgresSink:
         """Connect, migrate and enrol this host in the fleet (the first importer after the upgrade
         claims the rows written before hosts were recorded). A malformed URL is a
-        :class:`ConfigError`, not a retry."""
+        :class:`ConfigError`, not a retry.
+
+        ``password``, when given, overrides the URL's: any printable password works unencoded.
+        """
         try:
             async with translate_errors():
                 pool = await asyncpg.create_pool(
                     dsn,
+                    password=password,
                     min_size=1,
                     max_size=pool_size,
                     timeout=connect_timeout,

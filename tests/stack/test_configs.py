@@ -28,8 +28,9 @@ ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
 IMPORTER_ENV = {
-    "MNEMO_DATABASE_URL": "postgresql://mnemo:${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}"
-    "@postgres:5432/mnemo",
+    "MNEMO_DATABASE_URL": "postgresql://mnemo@postgres:5432/mnemo",
+    "MNEMO_DATABASE_PASSWORD": "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}",
+    "MNEMO_HOST_ID": "${MNEMO_HOST_ID:?set MNEMO_HOST_ID in .env (this machine's name, e.g. the output of hostname)}",
     "MNEMO_ROOTS": '["/transcripts"]',
     "MNEMO_HEALTH__HOST": "127.0.0.1",
     "MNEMO_HEALTH__PORT": "8787",
@@ -89,7 +90,6 @@ def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
         assert repo and tag and tag != "latest", f"{name}: image {image!r} is not pinned"
         assert re.search(r"\d+\.\d+", tag), f"{name}: tag {tag!r} names no version"
     assert services["grafana"]["image"] == f"grafana/grafana:{GRAFANA_VERSION}"
-    assert services["collector"]["image"] == "otel/opentelemetry-collector-contrib:0.165.0"
 
 
 def test_every_service_restarts_is_capped_and_rotates_logs(services: dict[str, dict[str, Any]]) -> None:
@@ -123,17 +123,31 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any], services: dict[st
 
 
 def test_healthchecks_and_start_order(services: dict[str, dict[str, Any]]) -> None:
+    # What each check may call is held against the images in test_images.py.
     for name in ("postgres", "importer", "prometheus", "tempo", "loki", "grafana"):
         assert services[name]["healthcheck"]["test"], name
-    # The contrib collector image is distroless: no probe inside it.
+    # The contrib collector image is distroless and its binary has no probe: none inside it.
     assert "healthcheck" not in services["collector"]
     assert services["importer"]["healthcheck"]["test"] == ["CMD", "mnemo-otel", "health"]
+    # TCP, not the socket: the entrypoint's first-run server listens on the socket only.
+    assert services["postgres"]["healthcheck"]["test"] == [
+        "CMD",
+        "pg_isready",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "mnemo",
+        "-d",
+        "mnemo",
+    ]
     assert services["importer"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "collector": {"condition": "service_started"},
     }
-    assert services["collector"]["depends_on"]["prometheus"] == {"condition": "service_healthy"}
-    assert services["grafana"]["depends_on"]["prometheus"] == {"condition": "service_healthy"}
+    healthy = {"condition": "service_healthy"}
+    for backend in ("prometheus", "tempo", "loki"):
+        assert services["collector"]["depends_on"][backend] == healthy, backend
+        assert services["grafana"]["depends_on"][backend] == healthy, backend
 
 
 def test_importer_environment_is_the_contract(services: dict[str, dict[str, Any]]) -> None:
@@ -181,14 +195,18 @@ def test_compose_prometheus_runs_the_flags_the_tests_run(services: dict[str, dic
 def test_env_example_names_every_variable_compose_requires() -> None:
     text = COMPOSE.read_text()
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
-    assert required == {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "CLAUDE_PROJECTS_DIR"}
+    assert required == {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "CLAUDE_PROJECTS_DIR", "MNEMO_HOST_ID"}
     referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
-    example = {
-        line.split("=", 1)[0]
+    example = dict(
+        line.split("=", 1)
         for line in ENV_EXAMPLE.read_text().splitlines()
         if line and not line.startswith("#")
-    }
-    assert referenced <= example, sorted(referenced - example)
+    )
+    assert referenced <= set(example), sorted(referenced - set(example))
+    # Shipped empty: an unedited copy cannot start with a password everyone knows, nor mount a
+    # placeholder path (Docker would create it empty and root-owned, and nothing gets imported).
+    for name in required:
+        assert example[name] == "", f"{name} must ship empty in .env.example"
 
 
 def test_dockerfile_is_slim_non_root_and_self_checking() -> None:
