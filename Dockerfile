@@ -1,6 +1,8 @@
 # The mnemo-otel importer daemon. Slim, non-root, exact dependency pins from requirements.lock
 # (used as constraints: the image gets the package's runtime dependencies only, not the test tools).
 # Health: `mnemo-otel health` queries the daemon's own endpoint (no curl in the image).
+# /srv/grafana-alerting: where the stack's one-shot renders Grafana's alerting folder; a new named
+# volume mounted there takes this directory's owner, so the non-root user can write it.
 
 FROM python:3.11.17-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -23,9 +25,10 @@ ENV PATH=/opt/mnemo/bin:$PATH \
 RUN groupadd --system --gid 10001 mnemo \
  && useradd --system --uid 10001 --gid mnemo --no-create-home --home-dir /var/lib/mnemo \
         --shell /usr/sbin/nologin mnemo \
- && mkdir -p /var/lib/mnemo /transcripts \
- && chown 10001:0 /var/lib/mnemo \
- && chmod 0770 /var/lib/mnemo
+ && mkdir -p /var/lib/mnemo /transcripts /srv/grafana-alerting \
+ && chown 10001:0 /var/lib/mnemo /srv/grafana-alerting \
+ && chmod 0770 /var/lib/mnemo \
+ && chmod 0755 /srv/grafana-alerting
 COPY --from=build /opt/mnemo /opt/mnemo
 USER 10001:10001
 WORKDIR /var/lib/mnemo

@@ -67,8 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
     grafana = commands.add_parser("grafana", help="Grafana provisioning generated from the alert spec")
     grafana.add_argument("action", choices=["render", "check"])
+    grafana.add_argument("--out", type=Path, default=None, help="the grafana/ folder (default: ./grafana)")
     grafana.add_argument(
-        "--out", type=Path, default=Path("grafana"), help="the grafana/ folder (default: ./grafana)"
+        "--alerting-from-env",
+        action="store_true",
+        help="render only Grafana's alerting folder into --out, with the contact points the"
+        " ALERT_* variables configure (the stack runs this before Grafana starts)",
     )
     grafana.add_argument(
         "--runbook-url",
@@ -77,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default: docs/runbook.md in this repository)",
     )
     grafana.set_defaults(handler=_grafana)
+
+    alert_log = commands.add_parser(
+        "alert-log", help="a webhook that logs Grafana's alert notifications (the stack's default channel)"
+    )
+    alert_log.set_defaults(handler=_alert_log)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
@@ -151,15 +160,44 @@ def _health(args: argparse.Namespace, settings: Settings) -> int:
 def _grafana(args: argparse.Namespace, settings: Settings) -> int:
     from .grafana.render import Options, check, render_all
 
+    if args.alerting_from_env:
+        return _render_alerting(args)
+    out = args.out or Path("grafana")
     if args.action == "render":
         options = Options() if args.runbook_url is None else Options(runbook_url=args.runbook_url)
-        for path in render_all(args.out, options):
+        for path in render_all(out, options):
             sys.stdout.write(f"{path}\n")
         return EXIT_OK
-    drift = check(args.out)
+    drift = check(out)
     for problem in drift:
-        sys.stderr.write(f"drifted: {args.out / problem}\n")
+        sys.stderr.write(f"drifted: {out / problem}\n")
     return EXIT_ERROR if drift else EXIT_OK
+
+
+def _render_alerting(args: argparse.Namespace) -> int:
+    """Names only on stdout: the variables hold webhook URLs, which are secrets."""
+    import os
+
+    from .grafana.contacts import configured_channels
+    from .grafana.render import Options, render_alerting
+
+    if args.action != "render" or args.out is None:
+        raise ConfigError("--alerting-from-env needs the render action and an explicit --out DIR")
+    options = Options() if args.runbook_url is None else Options(runbook_url=args.runbook_url)
+    for path in render_alerting(args.out, os.environ, options):
+        sys.stdout.write(f"{path}\n")
+    names = ", ".join(channel.name for channel in configured_channels(os.environ))
+    sys.stdout.write(f"contact points: {names}\n")
+    return EXIT_OK
+
+
+def _alert_log(args: argparse.Namespace, settings: Settings) -> int:
+    from .alertlog import serve_alert_log
+    from .telemetry.setup import configure_local_logging
+
+    configure_local_logging(logging.INFO, sys.stdout)
+    serve_alert_log(settings.health.host, settings.health.port)
+    return EXIT_OK
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from mnemo_otel.grafana.rules import ALL_RULES
 from mnemo_otel.grafana.slo import recording_rules
+from mnemo_otel.grafana.retired import RETIRED_RULE_UIDS
 from mnemo_otel.grafana.spec import (
     DASHBOARD_UID,
     DATASOURCE_PROMETHEUS,
@@ -100,7 +101,8 @@ def _grafana_rule(spec: AlertSpec, runbook_base: str) -> dict[str, Any]:
 
 
 def grafana_rules(runbook_base: str = RUNBOOK_URL) -> dict[str, Any]:
-    """The ``provisioning/alerting/rules.yaml`` document: one folder, one group, every rule."""
+    """The ``provisioning/alerting/rules.yaml`` document: one folder, one group, every rule; rules
+    that left the spec are deleted (Grafana keeps a file rule that merely vanished from the file)."""
     group = {
         "orgId": 1,
         "name": RULE_GROUP,
@@ -108,7 +110,10 @@ def grafana_rules(runbook_base: str = RUNBOOK_URL) -> dict[str, Any]:
         "interval": EVALUATION_INTERVAL,
         "rules": [_grafana_rule(spec, runbook_base) for spec in ALL_RULES],
     }
-    return {"apiVersion": 1, "groups": [group]}
+    document: dict[str, Any] = {"apiVersion": 1, "groups": [group]}
+    if RETIRED_RULE_UIDS:
+        document["deleteRules"] = [{"orgId": 1, "uid": uid} for uid in RETIRED_RULE_UIDS]
+    return document
 
 
 def _mirror_rule(spec: AlertSpec) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 ``out_dir`` is the repository's ``grafana/`` folder. Output is deterministic (key order as built,
 multi-line strings as YAML blocks) so a diff shows exactly what a spec change did. Render-time choices
-(:class:`Options`) change only the files users run; ``check`` compares against the defaults.
+(:class:`Options`) change only the files users run; ``check`` compares against the defaults. The
+committed files are the rendering with no alerting variable set; at stack start
+:func:`render_alerting` renders the alerting folder again for the channels the environment configures.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -18,7 +20,7 @@ import yaml
 
 from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, slo
 
-__all__ = ("GENERATED", "Options", "check", "render_all")
+__all__ = ("ALERTING_DIR", "GENERATED", "Options", "check", "render_alerting", "render_all")
 
 _HEADER: Final = (
     "# Generated from mnemo_otel/grafana (the alert spec is spec.py). Do not edit:\n"
@@ -46,6 +48,12 @@ GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
     "dashboards/mnemo-importer.json": lambda _: dashboards.dashboard(),
 }
 """Relative path under ``grafana/`` -> the function building that document."""
+
+ALERTING_DIR: Final = "provisioning/alerting"
+_FROM_ENV: Final[dict[str, Callable[[Mapping[str, str]], dict[str, Any]]]] = {
+    "contact-points.yaml": contacts.contact_points,
+    "policies.yaml": contacts.policies,
+}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -79,6 +87,33 @@ def render_all(out_dir: Path, options: Options | None = None) -> list[Path]:
         path = out_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(serialize(relative, build(chosen)), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def render_alerting(out_dir: Path, env: Mapping[str, str], options: Options | None = None) -> list[Path]:
+    """Grafana's whole ``provisioning/alerting`` folder into ``out_dir``, contact points and policies
+    for the channels ``env`` configures. Raises ``AlertingConfigError`` before writing anything.
+
+    Other provisioning files in ``out_dir`` are removed: the folder is ours, and a file left over
+    from an older release would provision what this one no longer has.
+    """
+    chosen = options or Options()
+    documents = {}
+    for relative, build in GENERATED.items():
+        if relative.startswith(ALERTING_DIR + "/"):
+            name = relative.removeprefix(ALERTING_DIR + "/")
+            documents[name] = serialize(relative, _FROM_ENV[name](env) if name in _FROM_ENV else build(chosen))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.iterdir():
+        if stale.suffix in (".yaml", ".yml", ".json") and stale.name not in documents:
+            stale.unlink()
+    written = []
+    for name, text in documents.items():
+        path = out_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
         written.append(path)
     return written
 

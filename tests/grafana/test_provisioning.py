@@ -7,11 +7,15 @@ import re
 from typing import Any
 
 from mnemo_otel.grafana.contacts import (
+    ENV_DEADMAN_URL,
     ENV_DISCORD_URL,
     ENV_EMAIL_ADDRESSES,
     ENV_SLACK_URL,
+    ENV_SMTP_ENABLED,
     ENV_WEBHOOK_URL,
     SETTING_KEYS,
+    contact_points,
+    policies,
 )
 from mnemo_otel.grafana.fleet_panels import FLEET_TABLE_PANEL, per_host
 from mnemo_otel.telemetry import names
@@ -26,6 +30,8 @@ ENV = {
     ENV_SLACK_URL: "https://chat.example/slack",
     ENV_DISCORD_URL: "https://chat.example/discord",
     ENV_EMAIL_ADDRESSES: "ops@example.org",
+    ENV_DEADMAN_URL: "https://ping.example/abc",
+    ENV_SMTP_ENABLED: "true",
 }
 
 
@@ -39,8 +45,8 @@ def _rules() -> list[dict[str, Any]]:
     ]
 
 
-def _contact_points() -> list[dict[str, Any]]:
-    return list(load(PROVISIONING / "alerting" / "contact-points.yaml")["contactPoints"])
+def _all_contact_points() -> list[dict[str, Any]]:
+    return list(contact_points(ENV)["contactPoints"])
 
 
 def _dashboard() -> dict[str, Any]:
@@ -158,19 +164,22 @@ class TestRules:
 
 
 class TestNotifications:
+    """Contact points and policies for every channel configured (the committed files configure
+    none; which channels exist per environment is tested in test_contacts.py)."""
+
     def test_setting_keys__are_ones_grafana_reads(self) -> None:
-        for point in _contact_points():
+        for point in _all_contact_points():
             for receiver in point["receivers"]:
                 assert set(receiver["settings"]) <= SETTING_KEYS[receiver["type"]], receiver["uid"]
 
     def test_receivers__cover_every_channel_with_unique_uids(self) -> None:
-        receivers = [r for point in _contact_points() for r in point["receivers"]]
-        assert sorted(r["type"] for r in receivers) == ["discord", "email", "slack", "webhook"]
+        receivers = [r for point in _all_contact_points() for r in point["receivers"]]
+        assert sorted(r["type"] for r in receivers) == ["discord", "email", "slack", "webhook", "webhook"]
         uids = [r["uid"] for r in receivers]
         assert all(UID.match(uid) for uid in uids) and len(set(uids)) == len(uids)
 
     def test_addresses__come_only_from_the_environment(self) -> None:
-        for point in _contact_points():
+        for point in _all_contact_points():
             (receiver,) = point["receivers"]
             settings = receiver["settings"]
             target = settings.get("url", settings.get("addresses"))
@@ -180,18 +189,20 @@ class TestNotifications:
             assert all(interpolate(v, ENV) == v for v in others)
 
     def test_policy_tree__routes_to_existing_points_and_critical_faster(self) -> None:
-        (root,) = load(PROVISIONING / "alerting" / "policies.yaml")["policies"]
-        names = {point["name"] for point in _contact_points()}
+        (root,) = policies(ENV)["policies"]
+        names = {point["name"] for point in _all_contact_points()}
         routes = _routes(root)
         assert {route["receiver"] for route in routes} == names
         assert root["receiver"] == "mnemo-webhook"
-        assert root["group_by"] == ["grafana_folder", "alertname"]
+        assert root["group_by"] == ["alertname", "service_instance_id"]
         assert all(interpolate(v, ENV) == v for v in strings(root))
 
         def seconds(duration: str) -> int:
             return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
-        by_severity = {route["object_matchers"][0][2]: route for route in routes[1:]}
+        by_severity = {
+            r["object_matchers"][0][2]: r for r in routes[1:] if r["object_matchers"][0][0] == "severity"
+        }
         critical, warning = by_severity["critical"], by_severity["warning"]
         assert seconds(critical["group_wait"]) < seconds(warning["group_wait"])
         assert seconds(critical["repeat_interval"]) < seconds(warning["repeat_interval"])
@@ -201,7 +212,7 @@ class TestNotifications:
         defined = set(re.findall(r'{{ define "([^"]+)" }}', template["template"]))
         used = {
             name
-            for value in strings(_contact_points())
+            for value in strings(_all_contact_points())
             for name in re.findall(r'{{ template "([^"]+)"', value)
         }
         assert used and used <= defined

@@ -78,7 +78,17 @@ def test_compose_validates_against_the_compose_spec() -> None:
 
 
 def test_compose_runs_the_whole_system(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"postgres", "importer", "collector", "prometheus", "tempo", "loki", "grafana"}
+    assert set(services) == {
+        "postgres",
+        "importer",
+        "collector",
+        "prometheus",
+        "tempo",
+        "loki",
+        "grafana",
+        "grafana-alerting",  # one-shot: renders Grafana's alerting before Grafana starts
+        "alert-log",  # the webhook's default target
+    }
 
 
 def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
@@ -94,7 +104,8 @@ def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
 
 def test_every_service_restarts_is_capped_and_rotates_logs(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
-        assert service.get("restart") == "unless-stopped", name
+        # A one-shot restarted "unless-stopped" would run forever; it runs once per `up`.
+        assert service.get("restart") == ("no" if name == "grafana-alerting" else "unless-stopped"), name
         assert service.get("mem_limit"), f"{name} has no memory limit"
         logging_ = service.get("logging", {})
         assert logging_.get("driver") == "json-file", name
@@ -168,7 +179,10 @@ def test_grafana_admin_password_is_required_and_nobody_is_anonymous_admin(
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert not any(key.startswith("GF_AUTH_ANONYMOUS_ORG_ROLE") for key in env)
     volumes = services["grafana"]["volumes"]
-    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
+    # Folder by folder: mounting all of provisioning/ would hide the image's own plugins/ folder.
+    assert "./grafana/provisioning/datasources:/etc/grafana/provisioning/datasources:ro" in volumes
+    assert "./grafana/provisioning/dashboards:/etc/grafana/provisioning/dashboards:ro" in volumes
+    assert not any(v.startswith("./grafana/provisioning:") for v in volumes)
     assert "./grafana/dashboards:/var/lib/grafana/dashboards/mnemo:ro" in volumes
     provider = _load(REPO_ROOT / "grafana" / "provisioning" / "dashboards" / "mnemo.yaml")
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/mnemo"
