@@ -11,13 +11,17 @@ fi
 .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.lock
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
 
-# Prometheus and promtool (Debian's package) for the alert-rule and end-to-end tests.
-if ! command -v promtool >/dev/null 2>&1; then
+# Prometheus and promtool (Debian's package) for the alert-rule and end-to-end tests; amtool
+# (Alertmanager's package) checks the notification policy tree.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package starts a system service we do not want; tests run their own instances.
-  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || $SUDO service prometheus stop >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    prometheus prometheus-alertmanager >/dev/null
+  # The packages start system services we do not want; tests run their own instances.
+  for service in prometheus prometheus-alertmanager; do
+    $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || $SUDO service "$service" stop >/dev/null 2>&1 || true
+  done
 fi
 
 # A real OpenTelemetry Collector built from the pinned manifest (cached until the manifest changes).

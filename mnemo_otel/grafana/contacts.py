@@ -39,6 +39,7 @@ __all__ = (
     "GROUP_BY",
     "SETTING_KEYS",
     "WATCHDOG_ALERT",
+    "WATCHDOG_MUTE",
     "AlertingConfigError",
     "Channel",
     "configured_channels",
