@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from mnemo_otel.grafana.retired import RETIRED_RULE_UIDS
 from mnemo_otel.grafana.rules import ALL_RULES
 from mnemo_otel.grafana.slo import recording_rules
-from mnemo_otel.grafana.retired import RETIRED_RULE_UIDS
 from mnemo_otel.grafana.spec import (
     DASHBOARD_UID,
     DATASOURCE_PROMETHEUS,

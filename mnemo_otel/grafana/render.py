@@ -103,7 +103,9 @@ def render_alerting(out_dir: Path, env: Mapping[str, str], options: Options | No
     for relative, build in GENERATED.items():
         if relative.startswith(ALERTING_DIR + "/"):
             name = relative.removeprefix(ALERTING_DIR + "/")
-            documents[name] = serialize(relative, _FROM_ENV[name](env) if name in _FROM_ENV else build(chosen))
+            documents[name] = serialize(
+                relative, _FROM_ENV[name](env) if name in _FROM_ENV else build(chosen)
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.iterdir():
         if stale.suffix in (".yaml", ".yml", ".json") and stale.name not in documents:
