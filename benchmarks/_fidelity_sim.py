@@ -73,7 +73,10 @@ def incidents() -> list[Incident]:
         Incident("database outage 1 h", _at(11, 10), 1 * h, _DB60),
         Incident("collector outage 20 min", _at(12, 13), 20 * m, _DOWN),
         Incident("crash, down 30 min", _at(13, 9.5), 30 * m, _DOWN),
-        Incident("disk full 2 h", _at(14, 16), 2 * h, {"MnemoDiskNearlyFull": 12 * MINUTE, **_DB5}),
+        # Past 90 % after 24 minutes, then 10 minutes pending; PostgreSQL stops at 30 minutes.
+        Incident(
+            "disk full 2 h", _at(14, 16), 2 * h, {"MnemoDiskNearlyFull": 36 * m, "MnemoDatabaseDown": 33 * m}
+        ),
         Incident("database outage 5 min", _at(18, 11), 5 * m, _DB5),
         Incident("crash at night, down 45 min", _at(19, 22), 45 * m, _DOWN),
         Incident("hang, watchdog restart", _at(20, 10), 125 * s, _STALE),

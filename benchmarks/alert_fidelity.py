@@ -72,15 +72,16 @@ def _firings(title: str, snapshots: Mapping[int, tuple[list[dict[str, str]], obj
     return out
 
 
-def measure(days: int, workdir: Path) -> Outcome:
+def measure(days: int, workdir: Path, events: Sequence[Incident] | None = None) -> Outcome:
+    """Replay ``days`` with ``events`` (default: the thirty days' incidents that fit)."""
     span = days * DAY
-    events = [event for event in incidents() if event.end < span]
+    events = [event for event in (incidents() if events is None else events) if event.end < span]
     series = simulate(days, events)
     recording = [rule for rule in recording_rules_of([MIRROR]) if not rule.record.endswith("_30d")]
     rules = load_rules(PROVISIONING)
     started = time.monotonic()
     firings: list[Firing] = []
-    with running_prometheus(workdir, load_rules=False) as prom:
+    with running_prometheus(workdir, load_rules=False, retention=f"{10 * days}d") as prom:
         replay_forward(prom, series, recording, until_ms=span, evaluation_interval_ms=EVALUATION_MS)
         watchdog_share = 0.0
         for rule in rules:
@@ -140,7 +141,13 @@ def notification_table(outcome: Outcome) -> tuple[str, int, int]:
     total = sum(len(m) for m in by_rule.values())
     false = sum(m.count(False) for m in by_rule.values())
     rows.append(["all rules", total, false])
-    return format_table(["rule", "notifications", "false"], rows), total, false
+    unexplained = [
+        f"{f.rule} at {_when(f.start)} for {_delay(f.end - f.start)}"
+        for f in outcome.firings
+        if not any(_explains(event, f) for event in outcome.events)
+    ]
+    text = format_table(["rule", "notifications", "false"], rows)
+    return text + "".join(f"\nfalse: {line}" for line in unexplained), total, false
 
 
 def report(outcome: Outcome) -> str:

@@ -76,6 +76,7 @@ class Prometheus:
         scrape_interval: str | None = None,
         binary: str = "prometheus",
         load_rules: bool = True,
+        retention: str | None = None,
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -88,6 +89,8 @@ class Prometheus:
         self.storage_path = workdir / "tsdb"
         self._write_config(scrape_targets or {}, scrape_interval, load_rules)
         self._proc: subprocess.Popen[bytes] | None = None
+        # A replayed month must outlive the default 15 days, counted back from its newest sample.
+        self._retention = [f"--storage.tsdb.retention.time={retention}"] if retention else []
 
     def _write_config(
         self, targets: Mapping[str, Sequence[str]], scrape_interval: str | None, load_rules: bool
@@ -130,6 +133,7 @@ class Prometheus:
                     f"--storage.tsdb.path={self.storage_path}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
                     *PROMETHEUS_FLAGS,
+                    *self._retention,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -204,11 +208,16 @@ def running_prometheus(
     scrape_targets: Mapping[str, Sequence[str]] | None = None,
     scrape_interval: str | None = None,
     load_rules: bool = True,
+    retention: str | None = None,
 ) -> Iterator[Prometheus]:
     """A started Prometheus with the shipped config, stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     prom = Prometheus(
-        workdir, scrape_targets=scrape_targets, scrape_interval=scrape_interval, load_rules=load_rules
+        workdir,
+        scrape_targets=scrape_targets,
+        scrape_interval=scrape_interval,
+        load_rules=load_rules,
+        retention=retention,
     )
     try:
         prom.start()

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mnemo_otel.grafana.spec import HEARTBEAT_STALE_AFTER_S, AlertSpec, PanelId, Severity, number
+from mnemo_otel.grafana.spec import (
+    ATTR_FLEET_HOST,
+    HEARTBEAT_STALE_AFTER_S,
+    AlertSpec,
+    PanelId,
+    Severity,
+    number,
+)
 from mnemo_otel.telemetry import names
 from mnemo_otel.telemetry.names import MetricKind, MetricName
 
@@ -33,7 +40,8 @@ SLO_PERIOD: Final = "30d"
 RECOVERY_TARGET_S: Final = 120
 """Time to recovery: the heartbeat's longest silence per outage, from last beat to next beat."""
 HOST_MEMORY: Final = "1d"
-"""How long a silent host still counts (as down) in the availability SLI before it drops out."""
+HOST_MEMORY_S: Final = 86400
+"""How long a silent host that is not a fleet member still counts (as down) before it drops out."""
 MEMORY_INTERVAL: Final = "5m"
 """Cadence of the hosts' memory: a day of it is 288 samples, where a day of raw beats is 5760."""
 
@@ -109,17 +117,33 @@ def _record(name: str, expr: str, **labels: str) -> dict[str, Any]:
     return rule
 
 
+def _heartbeat_age() -> str:
+    """Seconds since each host's last beat: the raw beats of the last 30 minutes, else the day-long
+    memory of the slower group. The hosts judged are the fleet's members while any live importer
+    exports them (a retired host leaves at once; a member silent for over a day counts as a day
+    old), else every host seen within the day."""
+    fleet = ATTR_FLEET_HOST
+    seen = (
+        f"(time() - max by ({_HOST}) (last_over_time({names.HEARTBEAT.prometheus}[30m])"
+        f" or last_over_time({Recorded.LAST_BEAT}[{HOST_MEMORY}])))"
+    )
+    members = (
+        f"max by ({_HOST}) (label_join(max by ({fleet}) ({names.FLEET_MEMBER.prometheus}), "
+        f'"{_HOST}", "", "{fleet}"))'
+    )
+    return (
+        f"({seen} and on ({_HOST}) {members})"
+        f" or on ({_HOST}) ({members} * 0 + {HOST_MEMORY_S})"
+        f" or ({seen} unless on () {members})"
+    )
+
+
 def _sli_rules() -> list[dict[str, Any]]:
     """Evaluated in order each round: later rules read the earlier ones' fresh values."""
     age, fresh = Recorded.HEARTBEAT_AGE, Recorded.HEARTBEAT_FRESH
     stale = number(HEARTBEAT_STALE_AFTER_S)
     rules = [
-        # The raw beats of the last 30 minutes, else the day-long memory of the slower group.
-        _record(
-            age,
-            f"time() - max by ({_HOST}) (last_over_time({names.HEARTBEAT.prometheus}[30m])"
-            f" or last_over_time({Recorded.LAST_BEAT}[{HOST_MEMORY}]))",
-        ),
+        _record(age, _heartbeat_age()),
         _record(fresh, f"{age} <= bool {stale}"),
         # No host at all is down, not "no data".
         _record(Recorded.AVAILABILITY, f"avg({fresh}) or on() vector(0)"),
