@@ -43,14 +43,24 @@ def main() -> None:
         )
     )
     print()
-    print(import_throughput.table(import_throughput.measure(10 if quick else 50)))
+    print(import_throughput.table(import_throughput.measure(10 if quick else 50, runs=3 if quick else 5)))
     print()
-    print(telemetry_overhead.table(telemetry_overhead.measure(5 if quick else 30, runs=3)))
+    print(
+        telemetry_overhead.table(
+            telemetry_overhead.measure(
+                5 if quick else 30, runs=3 if quick else 5, daemon_lines=300 if quick else 1500
+            )
+        )
+    )
     print()
     if quick:
         print(f"collector_down: daemon RSS over {minutes:g} min only (--quick; the recorded run uses 10)")
     print(
-        collector_down.table(collector_down.measure(mb=5 if quick else 20, runs=3, minutes=minutes, every=5))
+        collector_down.table(
+            collector_down.measure(
+                mb=5 if quick else 20, runs=3, minutes=minutes, every=5, exit_runs=2 if quick else 5
+            )
+        )
     )
     print()
     print(append_latency.table(append_latency.measure(50 if quick else 200)))

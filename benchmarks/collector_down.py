@@ -1,5 +1,9 @@
-"""Telemetry with the collector down: import speed and memory must not care.
+"""Telemetry with the collector down: exit delay, import speed and memory must not care.
 
+0. Exit: ``mnemo-otel import`` of a small corpus, and ``mnemo-otel run`` from SIGTERM to its exit,
+   with the endpoint on a closed 127.0.0.1 port, on a black hole (a listening socket that never
+   answers) and with ``OTEL_SDK_DISABLED=true``; median seconds of ``--exit-runs`` alternating runs,
+   and the delay over disabled (goal: within the 2 s shutdown grace).
 1. Throughput: the same import (fresh database each, child processes, alternating, ``--runs`` each)
    with ``OTEL_EXPORTER_OTLP_ENDPOINT`` on a closed 127.0.0.1 port vs ``OTEL_SDK_DISABLED=true``;
    medians and their ratio (goal: <= 1.05, the telemetry overhead goal).
@@ -8,13 +12,15 @@
    initial corpus is imported), peak, end (goal: flat, i.e. the last minute's highest sample within
    5 MiB of the first minute's highest).
 
-Usage: ``python -m benchmarks.collector_down [--minutes N] [--mb N] [--runs N]``.
+Usage: ``python -m benchmarks.collector_down [--exit-runs N] [--minutes N] [--mb N] [--runs N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,13 +61,18 @@ class DownFigures:
     lines_appended: int = 0
     lines_stored: int = 0
     daemon_exit: int | None = None
+    # (command, collector) -> seconds: import = spawn to exit, run = SIGTERM to exit
+    exits: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    exit_codes: set[int] = field(default_factory=set)
 
     @property
     def ratio(self) -> float:
         return median(self.down_seconds) / median(self.disabled_seconds)
 
 
-def measure(*, mb: float, runs: int, minutes: float, every: float, seed: int = 5) -> DownFigures:
+def measure(
+    *, mb: float, runs: int, minutes: float, every: float, exit_runs: int = 5, seed: int = 5
+) -> DownFigures:
     figures = DownFigures(mb=mb, runs=runs, minutes=minutes, every=every)
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every export fails
     with tempfile.TemporaryDirectory(prefix="mnemo-bench-down-") as tmp:
@@ -70,6 +81,8 @@ def measure(*, mb: float, runs: int, minutes: float, every: float, seed: int = 5
         server = PostgresServer()
         try:
             server.start()
+            if exit_runs:
+                _exits(server, Path(tmp), closed, figures, exit_runs, seed=seed)
             for run in range(runs):
                 for mode in ("disabled", "down") if run % 2 == 0 else ("down", "disabled"):
                     dsn = create_database(server, f"bench_down_{mode}_{run}")
@@ -88,6 +101,61 @@ def measure(*, mb: float, runs: int, minutes: float, every: float, seed: int = 5
         finally:
             server.destroy()
     return figures
+
+
+def _exits(
+    server: PostgresServer, tmp: Path, closed: str, figures: DownFigures, runs: int, *, seed: int
+) -> None:
+    """Seconds to exit, per command and collector state, alternating the states run by run."""
+    root = tmp / "exit"
+    write_corpus(root, target_bytes=MB, seed=seed + 2)
+    with socket.socket() as hole:  # accepts connections (kernel backlog), never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        states = {
+            "disabled": {"OTEL_SDK_DISABLED": "true"},
+            "closed port": {"OTEL_EXPORTER_OTLP_ENDPOINT": closed},
+            "black hole": {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hole.getsockname()[1]}"},
+        }
+        order = list(states)
+        for run in range(runs):
+            for state in order if run % 2 == 0 else order[::-1]:
+                for command in ("import", "run"):
+                    dsn = create_database(server, f"bench_exit_{command}_{state.replace(' ', '_')}_{run}")
+                    env = base_env(MNEMO_DATABASE_URL=dsn, MNEMO_HEALTH__PORT="0", **states[state])
+                    seconds, code = (_import_exit if command == "import" else _run_exit)(root, env, dsn, tmp)
+                    figures.exits.setdefault((command, state), []).append(seconds)
+                    figures.exit_codes.add(code)
+
+
+def _import_exit(root: Path, env: dict[str, str], dsn: str, tmp: Path) -> tuple[float, int]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "mnemo_otel", "import", str(root)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    return time.monotonic() - started, done.returncode
+
+
+def _run_exit(root: Path, env: dict[str, str], dsn: str, tmp: Path) -> tuple[float, int]:
+    """The daemon imports the corpus (and its telemetry queues fill), then SIGTERM: seconds to exit."""
+    with (tmp / "exit-daemon.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mnemo_otel", "run", str(root)], cwd=REPO, env=env, stdout=log, stderr=log
+        )
+    try:
+        _wait_stable(dsn, proc)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        return time.monotonic() - started, code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _memory(server: PostgresServer, tmp: Path, endpoint: str, figures: DownFigures, *, seed: int) -> None:
@@ -141,6 +209,23 @@ def _memory(server: PostgresServer, tmp: Path, endpoint: str, figures: DownFigur
         log.close()
 
 
+def _wait_stable(dsn: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until the corpus is in: rows present and their count unchanged for a second."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            count = anyio.run(_count, dsn)
+        except (OSError, asyncpg.PostgresError):
+            count = 0
+        if count != last:
+            last, since = count, time.monotonic()
+        elif count > 0 and time.monotonic() - since >= 1.0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the daemon did not import its corpus")
+
+
 def _write(root: Path, stop: threading.Event, figures: DownFigures, rng: random.Random) -> None:
     """About 20 lines a second across three live sessions, a new session file every minute."""
     project = next(p for p in sorted(root.iterdir()) if p.is_dir())
@@ -184,11 +269,40 @@ async def _count(dsn: str) -> int:
 
 def table(f: DownFigures) -> str:
     parts: list[str] = []
+    if f.exits:
+        parts.extend(_exit_table(f))
     if f.runs:
         parts.extend(_throughput(f))
     if f.samples:
         parts.extend(_memory_table(f))
     return "\n".join(parts)
+
+
+def _exit_table(f: DownFigures) -> list[str]:
+    rows = []
+    for command, label in (("import", "import (spawn -> exit)"), ("run", "run (SIGTERM -> exit)")):
+        disabled = median(f.exits[(command, "disabled")])
+        for state in ("disabled", "closed port", "black hole"):
+            runs = f.exits[(command, state)]
+            delay = median(runs) - disabled
+            rows.append(
+                (
+                    label,
+                    state,
+                    f"{median(runs):.2f}",
+                    ", ".join(f"{s:.2f}" for s in runs),
+                    "-" if state == "disabled" else f"{delay:+.2f}",
+                    f"{median(runs) / disabled:.2f}",
+                )
+            )
+    return [
+        (
+            f"exit with the collector down: 1 MB corpus, {len(f.exits[('import', 'disabled')])} runs each, "
+            f"alternating; exit codes seen: {sorted(f.exit_codes)}"
+        ),
+        format_table(["command", "collector", "median s", "runs s", "delay vs disabled s", "ratio"], rows),
+        "",
+    ]
 
 
 def _throughput(f: DownFigures) -> list[str]:
@@ -267,10 +381,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--every", type=float, default=5, help="RSS sample period in seconds (default 5)")
     parser.add_argument("--mb", type=float, default=20, help="throughput corpus in MB (default 20)")
     parser.add_argument("--runs", type=int, default=3, help="imports per mode (default 3; 0 skips)")
+    parser.add_argument(
+        "--exit-runs", type=int, default=5, help="exit timings per state (default 5; 0 skips)"
+    )
     args = parser.parse_args(argv)
     print(format_table(["", ""], environment()))
     print()
-    print(table(measure(mb=args.mb, runs=args.runs, minutes=args.minutes, every=args.every)))
+    figures = measure(
+        mb=args.mb, runs=args.runs, minutes=args.minutes, every=args.every, exit_runs=args.exit_runs
+    )
+    print(table(figures))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Peak RSS of one import of >= 1 GB of generated transcripts (goal: <= 150 MB).
 
-The import runs in a child process (``benchmarks._import_child --telemetry``, telemetry on and
-exported to an OTLP sink, as the daemon runs), so ``ru_maxrss`` is the importer's own high-water mark.
+The import runs in a child process (``benchmarks._import_child --telemetry``, telemetry on with the
+default SDK settings and exported to a live OTLP receiver that does nothing), so ``ru_maxrss`` is the
+importer's own high-water mark; it also reports the spans that ended and those a full batch queue
+dropped (goal: none).
 
 Usage: ``python -m benchmarks.peak_rss [--gb N]``. ``--gb`` shrinks the corpus for a quick look; the
 recorded figure (BENCHMARKS.md) is at 1 GB.
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from testkit.otlp_sink import running_sink
+from testkit.null_receiver import running_null_receiver
 from testkit.postgres_server import PostgresServer
 from testkit.synthetic import write_corpus
 
@@ -36,6 +38,9 @@ class PeakRss:
     seconds: float
     max_rss_kib: int
     generate_seconds: float
+    spans_ended: int = 0
+    spans_dropped: int = 0
+    cpu_seconds: float = 0.0
 
     @property
     def max_rss_mib(self) -> float:
@@ -52,8 +57,8 @@ def measure(gb: float, *, seed: int = 11) -> PeakRss:
         try:
             server.start()
             dsn = create_database(server, "bench_peak_rss")
-            with running_sink() as sink:
-                env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=sink.url)
+            with running_null_receiver() as receiver:
+                env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
                 figures = import_in_child(dsn, root, telemetry=True, env=env)
         finally:
             server.destroy()
@@ -64,6 +69,9 @@ def measure(gb: float, *, seed: int = 11) -> PeakRss:
         seconds=float(figures["seconds"]),
         max_rss_kib=int(figures["max_rss_kib"]),
         generate_seconds=generate_seconds,
+        spans_ended=int(figures["spans_ended"]),
+        spans_dropped=int(figures["spans_dropped"]),
+        cpu_seconds=float(figures["cpu_seconds"]),
     )
 
 
@@ -80,10 +88,14 @@ def table(result: PeakRss) -> str:
             f"{result.corpus_bytes / MB / result.seconds:.1f}",
             f"{result.max_rss_mib:.0f}",
             f"<= {GOAL_MIB:.0f} MiB: {verdict(met)}",
+            f"{result.spans_dropped} of {result.spans_ended:,}",
         )
     ]
-    headers = ["peak_rss corpus", "entries", "import s", "MB/s", "peak RSS MiB", "goal"]
-    note = "telemetry on (SDK configured, OTLP/HTTP to a local sink); one import_once in a child process"
+    headers = ["peak_rss corpus", "entries", "import s", "MB/s", "peak RSS MiB", "goal", "spans dropped"]
+    note = (
+        "telemetry on (SDK defaults, OTLP/HTTP to a null receiver); one import_once in a child process; "
+        f"CPU {result.cpu_seconds:.1f} s"
+    )
     if result.corpus_bytes < 1 << 30:
         note += "; NOTE: below 1 GiB (--gb), not the recorded figure"
     return "\n".join([format_table(headers, rows), note])

@@ -32,6 +32,8 @@ __all__ = ("ImportSummary", "Importer")
 
 logger = logging.getLogger("mnemo_otel.importer")
 
+BACKLOG_REFRESH_SECONDS = 1.0  # within a pass; every pass ends with a fresh figure
+
 
 @dataclass(slots=True)
 class ImportSummary:
@@ -86,6 +88,7 @@ class Importer:
         # What was last reported, so each problem is logged and counted once per state, not per pass.
         self._not_regular: dict[Path, str] = {}
         self._unreadable: dict[Path, tuple[str, tuple[int, ...] | None]] = {}
+        self._backlog_updated = 0.0
         self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
         self._changed = anyio.Event()
 
@@ -127,7 +130,8 @@ class Importer:
             self._unreadable.pop(transcript.path, None)
             summary.files += 1
             summary.outcome.add(outcome)
-            self._update_backlog()
+            if time.monotonic() - self._backlog_updated >= BACKLOG_REFRESH_SECONDS:
+                self._update_backlog()  # it walks every file: per file, a catch-up of n files costs n²
             if progress is not None:
                 progress(summary.files, len(files))
 
@@ -268,6 +272,7 @@ class Importer:
             progress.size, progress.mtime = stat.st_size, stat.st_mtime
 
     def _update_backlog(self) -> None:
+        self._backlog_updated = time.monotonic()
         now = time.time()
         waiting = 0
         oldest: float | None = None

@@ -35,6 +35,8 @@ SCOPE = "mnemo_otel"
 # sub-second (live) to days (importing history).
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _READ = "mnemo.read"
+_READ_SECONDS = "mnemo.read.seconds"
+_WRITE_SECONDS = "mnemo.write.seconds"
 _LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 604800)
 
 
@@ -198,7 +200,8 @@ class ImportTelemetry:
 class _ImportSpan:
     """The live root span of one file delta: the only span it makes. Each committed batch is an event
     on it (``mnemo.batch``: byte range, counts, read and write seconds), because a span per batch step
-    cost more to build and export than the step itself on a catch-up."""
+    cost more to build and export than the step itself on a catch-up; a delta of a single batch has
+    its read and write seconds as span attributes instead, and no event."""
 
     def __init__(self, span: Span, transcript: TranscriptFile) -> None:
         self.span = span
@@ -215,6 +218,7 @@ class _ImportSpan:
         # Reads run one batch ahead of writes: durations queue up until their batch is committed.
         self._reads: deque[float] = deque()
         self._write = 0.0
+        self._only_batch: dict[str, int | float] | None = None
         context = span.get_span_context()
         self.trace_id: str | None = format(context.trace_id, "032x") if context.is_valid else None
 
@@ -235,8 +239,6 @@ class _ImportSpan:
         self.batches += 1
         if self._session is None:
             self._session = next((e.session_id for e in read.entries if e.session_id), None)
-            if self._session is not None:  # known as early as possible: a live trace is searchable by it
-                self.span.set_attribute(names.ATTR_SESSION_ID, self._session)
         self._first = read.start if self._first is None else self._first
         self._last = read.end
         stored = sum(outcome.stored.values())
@@ -244,32 +246,41 @@ class _ImportSpan:
         self._stored += stored
         self._duplicates += outcome.duplicates
         self._quarantined += quarantined
-        if self._recording:
-            self.span.add_event(
-                names.EVENT_BATCH,
-                {
-                    "mnemo.offset.start": read.start,
-                    "mnemo.offset.end": read.end,
-                    "mnemo.entries.stored": stored,
-                    "mnemo.entries.duplicates": outcome.duplicates,
-                    "mnemo.lines.quarantined": quarantined,
-                    "mnemo.read.seconds": self._reads.popleft() if self._reads else 0.0,
-                    "mnemo.write.seconds": self._write,
-                },
-            )
+        if not self._recording:
+            return
+        batch: dict[str, int | float] = {
+            "mnemo.offset.start": read.start,
+            "mnemo.offset.end": read.end,
+            "mnemo.entries.stored": stored,
+            "mnemo.entries.duplicates": outcome.duplicates,
+            "mnemo.lines.quarantined": quarantined,
+            _READ_SECONDS: self._reads.popleft() if self._reads else 0.0,
+            _WRITE_SECONDS: self._write,
+        }
+        # Most deltas (a live session's few new lines) are one batch: the span's own attributes say it
+        # all, so its event is added only once a second batch shows the delta has several.
+        if self._only_batch is not None:
+            self.span.add_event(names.EVENT_BATCH, self._only_batch)
+            self._only_batch = None
+        if self.batches == 1:
+            self._only_batch = batch
+        else:
+            self.span.add_event(names.EVENT_BATCH, batch)
 
     def close(self) -> None:
-        self.span.set_attributes(
-            {
-                names.ATTR_SESSION_ID: self._session or self._stem,
-                "mnemo.offset.start": self._first if self._first is not None else -1,
-                "mnemo.offset.end": self._last,
-                "mnemo.batches": self.batches,
-                "mnemo.entries.stored": self._stored,
-                "mnemo.entries.duplicates": self._duplicates,
-                "mnemo.lines.quarantined": self._quarantined,
-            }
-        )
+        attributes: dict[str, str | int | float] = {
+            names.ATTR_SESSION_ID: self._session or self._stem,
+            "mnemo.offset.start": self._first if self._first is not None else -1,
+            "mnemo.offset.end": self._last,
+            "mnemo.batches": self.batches,
+            "mnemo.entries.stored": self._stored,
+            "mnemo.entries.duplicates": self._duplicates,
+            "mnemo.lines.quarantined": self._quarantined,
+        }
+        if self._only_batch is not None:
+            attributes[_READ_SECONDS] = self._only_batch[_READ_SECONDS]
+            attributes[_WRITE_SECONDS] = self._only_batch[_WRITE_SECONDS]
+        self.span.set_attributes(attributes)
 
 
 def _newest_timestamp(read: FileRead) -> float | None:

@@ -124,16 +124,24 @@ async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_o
     )
     await importer.import_once()
     await importer.import_once()  # idle pass: no new trace
+    spans = harness.spans.get_finished_spans()
+    size = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(entry("c", session="sess-42"))
+    await importer.import_once()  # a delta of one batch: its timings on the span, no event
     await sink.aclose()
 
-    spans = harness.spans.get_finished_spans()
+    single = [s for s in harness.spans.get_finished_spans() if s not in spans]
+    assert len(single) == 1 and single[0].attributes is not None
+    assert not single[0].events
+    assert isinstance(single[0].attributes["mnemo.write.seconds"], float)
     roots = [s for s in spans if s.name == names.SPAN_IMPORT]
     assert len(roots) == 1
     root = roots[0]
     assert root.attributes is not None
     assert root.attributes[names.ATTR_SESSION_ID] == "sess-42"
     assert root.attributes[names.ATTR_TRANSCRIPT_PATH] == "s.jsonl"
-    assert root.attributes["mnemo.offset.end"] == path.stat().st_size
+    assert root.attributes["mnemo.offset.end"] == size
     assert root.attributes["mnemo.batches"] == 2
     trace_id = format(root.context.trace_id, "032x")
     # One span per delta: the batches are its events, with their byte ranges and step timings.
@@ -141,13 +149,13 @@ async def test_instruments__one_trace_per_file_delta_with_session_and_trace_id_o
     events = [e for e in root.events if e.name == names.EVENT_BATCH]
     assert [(e.attributes or {}).get("mnemo.entries.stored") for e in events] == [1, 1]
     assert (events[0].attributes or {})["mnemo.offset.start"] == 0
-    assert (events[1].attributes or {})["mnemo.offset.end"] == path.stat().st_size
+    assert (events[1].attributes or {})["mnemo.offset.end"] == size
     for event in events:
         timings = dict(event.attributes or {})
         assert isinstance(timings["mnemo.read.seconds"], float) and timings["mnemo.read.seconds"] > 0
         assert isinstance(timings["mnemo.write.seconds"], float) and timings["mnemo.write.seconds"] > 0
     stored = {r["import_trace_id"] for r in await db.fetch("SELECT import_trace_id FROM mnemo.entries")}
-    assert stored == {trace_id}
+    assert stored == {trace_id, format(single[0].context.trace_id, "032x")}
 
 
 def test_sampler__drops_transaction_noise_and_keeps_the_rest() -> None:
