@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -31,7 +32,9 @@ EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_DB, EXIT_SOURCE = 0, 1, 2, 3, 4
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings()
+        # systemd credentials (LoadCredential=mnemo_database_url:...): a file per setting, so a
+        # secret never sits in the unit, the environment of other processes or a command line.
+        settings = Settings(_secrets_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
     except ValueError as exc:
         return _fail(ConfigError(f"invalid settings: {exc}"), EXIT_CONFIG)
     try:
