@@ -49,6 +49,7 @@ from ._delivery import (
     TrackedSpanExporter,
     shutdown_within,
 )
+from ._otlp_session import PinnedCaSession
 from .names import SERVICE_NAME_DEFAULT, SERVICE_NAMESPACE
 
 __all__ = (
@@ -271,7 +272,7 @@ def _span_exporter(env: Mapping[str, str]) -> SpanExporter:
         return GrpcSpanExporter()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(session=PinnedCaSession())
 
 
 def _metric_exporter(env: Mapping[str, str]) -> MetricExporter:
@@ -283,7 +284,7 @@ def _metric_exporter(env: Mapping[str, str]) -> MetricExporter:
         return GrpcMetricExporter()
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return OTLPMetricExporter()
+    return OTLPMetricExporter(session=PinnedCaSession())
 
 
 def _log_exporter(env: Mapping[str, str]) -> LogRecordExporter:
@@ -293,7 +294,7 @@ def _log_exporter(env: Mapping[str, str]) -> LogRecordExporter:
         return GrpcLogExporter()
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-    return OTLPLogExporter()
+    return OTLPLogExporter(session=PinnedCaSession())
 
 
 def _not_from_opentelemetry(record: logging.LogRecord) -> bool:
