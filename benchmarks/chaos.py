@@ -15,14 +15,11 @@ from pathlib import Path
 
 import anyio
 
+from testkit.chaos.disk import disk_full
 from testkit.chaos.harness import FULL, REDUCED, ChaosResult, Scale
 from testkit.chaos.scenarios import appends_while_importing, database_outages, sigkill_importer
-from testkit.chaos.surroundings import (
-    collector_outage,
-    disk_full,
-    hung_loop_under_supervisor,
-    truncate_and_replace,
-)
+from testkit.chaos.supervisor import hung_loop_under_supervisor
+from testkit.chaos.surroundings import collector_outage, truncate_and_replace
 from testkit.postgres_server import PostgresServer
 
 from ._report import environment, format_table

@@ -19,6 +19,13 @@ _TEMPLATE = "mnemo_template"
 _counter = itertools.count()
 
 
+def pytest_report_header() -> str:
+    """The chaos seed, so any run can be replayed exactly (``MNEMO_CHAOS_SEED=<n>``)."""
+    from testkit.chaos.scenarios import seed_from_env
+
+    return f"chaos seed: {seed_from_env()} (MNEMO_CHAOS_SEED replays another)"
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -115,15 +116,34 @@ class TestRunWatcher:
             )
         try:
             _wait_for(lambda: "importer started" in log.read_text())
-            time.sleep(1)  # the watcher is armed shortly after start
+            _wait_until_the_watcher_answers(transcripts, database_url)
             staging.rename(transcripts / "project")
-            _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1, timeout=20)
+            _wait_for(
+                lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries WHERE key = 'moved-in'") == 1
+            )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_until_the_watcher_answers(root: Path, database_url: str, timeout: float = 30) -> None:
+    """Append probe lines until one is imported: with the rescan 10 minutes away, only the file
+    watcher can have woken the loop, so from then on it is armed (a condition, not a guessed delay)."""
+    probe = root / "probe.jsonl"
+    deadline = time.monotonic() + timeout
+    for index in itertools.count():
+        with probe.open("ab") as f:
+            f.write(entry(f"probe-{index}"))
+        until = min(deadline, time.monotonic() + 0.5)
+        while time.monotonic() < until:
+            if _count(database_url, "SELECT count(*) FROM mnemo.entries WHERE key LIKE 'probe-%'"):
+                return
+            time.sleep(0.05)
+        if time.monotonic() >= deadline:
+            raise AssertionError("the file watcher never woke the loop")
 
 
 class TestHealthCommand:

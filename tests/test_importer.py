@@ -103,6 +103,33 @@ async def test_import__resumed_session_repeating_uuids_stores_each_once_and_the_
     assert owner == "s1"
 
 
+async def test_import__key_repeated_inside_one_batch_first_copy_is_stored_and_counted(
+    sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    # One file, one batch: the same uuid first as s1's prompt, later as s2's assistant line.
+    first = entry("dup", session="s1", text="the first copy")
+    middle = entry("other", session="s1", kind="assistant", text="answer")
+    path = transcripts / "s.jsonl"
+    path.write_bytes(first + middle + entry("dup", session="s2", kind="assistant", text="a later copy"))
+
+    summary = await import_once(sink, transcripts)
+
+    row = await db.fetchrow(
+        "SELECT entry_type, session_id, source_offset FROM mnemo.entries WHERE key = 'dup'"
+    )
+    assert row is not None and tuple(row) == ("user", "s1", 0)  # first seen wins
+    # The counts describe the stored copy, not the one skipped.
+    assert summary.as_dict()["entries_by_type"] == {"assistant": 1, "user": 1}
+    assert summary.outcome.duplicates == 1
+    sessions = {r["session_id"]: r["entry_count"] for r in await db.fetch("SELECT * FROM mnemo.sessions")}
+    assert sessions == {"s1": 2}
+    exchanges = [
+        tuple(r) for r in await db.fetch("SELECT session_id, prompt_uuid, entry_count FROM mnemo.exchanges")
+    ]
+    assert exchanges == [("s1", "dup", 2)]
+    assert summary.outcome.exchanges_created == 1
+
+
 async def test_import__partial_last_line_waits_and_imports_whole_once_completed(
     sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
 ) -> None:

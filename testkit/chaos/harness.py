@@ -1,18 +1,16 @@
 """What every chaos scenario needs: a hostile corpus, fresh databases, importer processes, snapshots.
 
 A scenario's verdict is always the same comparison: the database the chaos happened to must hold exactly
-what one clean ``mnemo-otel import`` of the same final files produces in a fresh database.
+what the generator's manifest declares for every line it wrote (:mod:`testkit.manifest`), an
+expectation derived without running the importer, so a bug every run shares cannot hide.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import random
 import sys
-import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +20,11 @@ import anyio
 import anyio.abc
 import asyncpg
 
-from testkit.synthetic import line, write_corpus
-
 from ..importing import clean_env
+from ..manifest import Manifest
 from ..postgres_server import PostgresServer
+from ..shapes import write_hostile_corpus
+from ..verdict import Snapshot, compare
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "mnemo_otel"]
@@ -34,16 +33,6 @@ MB = 1_000_000
 POLL_TIMEOUT_SECONDS = 600.0
 
 _database_counter = itertools.count()
-
-# Lines no importer may lose or store: each must come out of a clean run as one quarantine row.
-HOSTILE_LINES = [
-    b'{"type":"user","uuid":"truncated-',
-    b'{"uuid":"glued-1","type":"user"}{"uuid":"glued-2","type":"user"}',
-    b"[1,2,3]",
-    b'{"uuid":"bad-utf8","text":"\xc3\x28"}',
-    b"\x00\x00\x00\x00 NUL bytes where a line was",
-    b'{"uuid":"nul-in-middle\x00","type":"user"}',
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,36 +88,12 @@ class ChaosResult:
 # -- corpus ----------------------------------------------------------------------------------------
 
 
-def build_corpus(root: Path, *, mb: float, seed: int) -> None:
-    """Synthetic sessions plus the hostile cases: bad lines mid-file, a resumed session repeating
-    earlier uuids, a subagent transcript, CRLF and blank lines, jsonb-hostile JSON, a partial last line."""
-    write_corpus(root, target_bytes=int(mb * MB), seed=seed)
-    rng = random.Random(seed)
-    files = sorted(root.rglob("*.jsonl"))
-    for path in rng.sample(files, min(3, len(files))):
-        lines = path.read_bytes().splitlines(keepends=True)
-        for bad in HOSTILE_LINES:
-            lines.insert(rng.randrange(1, len(lines)), bad + b"\n")
-        path.write_bytes(b"".join(lines))
-
-    original = files[0].read_bytes().splitlines(keepends=True)
-    resumed = root / files[0].parent.name / f"{uuid.UUID(int=rng.getrandbits(128))}.jsonl"
-    extra = [line({"type": "user", "uuid": f"resumed-{i}", "sessionId": "resumed"}) for i in range(3)]
-    resumed.write_bytes(b"".join(original[: len(original) // 2] + extra))
-
-    subagents = files[1].with_suffix("") / "subagents"
-    subagents.mkdir(parents=True)
-    hostile_json = [
-        b'{"uuid":"jsonb-nul","type":"user","text":"before\\u0000after"}',
-        b'{"uuid":"jsonb-surrogate","type":"user","text":"lone \\udc80"}',
-        b'{"type":"summary","summary":"no uuid: keyed by digest \\u0000"}',
-    ]
-    (subagents / "agent-1.jsonl").write_bytes(
-        b"\n".join(hostile_json)
-        + b"\r\n\n   \n"
-        + line({"type": "assistant", "uuid": "crlf", "sessionId": "sub"}).replace(b"\n", b"\r\n")
-        + b'{"type":"user","uuid":"partial-last-line","sessionId":"sub"'
-    )
+def build_corpus(root: Path, *, mb: float, seed: int, manifest: Manifest | None = None) -> Manifest:
+    """Synthetic sessions plus the hostile cases and every real-world shape (:mod:`testkit.shapes`),
+    recorded in a manifest: the scenario's verdict compares the database with what it declares."""
+    manifest = manifest if manifest is not None else Manifest()
+    write_hostile_corpus(root, manifest, mb=mb, seed=seed)
+    return manifest
 
 
 def complete_bytes(root: Path) -> int:
@@ -154,72 +119,12 @@ async def fresh_database(server: PostgresServer, prefix: str) -> str:
     return server.dsn(name)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What the contract is about, in a form two databases can be compared on."""
-
-    keys: frozenset[str]
-    quarantine: Counter[tuple[str, int, str, bytes]]
-    exchanges: Mapping[tuple[str, str], tuple[int, str]]
-    sessions: Mapping[str, int]
-
-
-async def snapshot(dsn: str) -> Snapshot:
-    conn = await asyncpg.connect(dsn)
-    try:
-        keys = frozenset(r["key"] for r in await conn.fetch("SELECT key FROM mnemo.entries"))
-        quarantine = Counter(
-            (r["source_path"], r["source_offset"], r["error_kind"], bytes(r["raw"]))
-            for r in await conn.fetch(
-                "SELECT source_path, source_offset, error_kind, raw FROM mnemo.quarantine"
-            )
-        )
-        exchanges = {
-            (r["session_id"], r["prompt_uuid"]): (r["entry_count"], r["assistant_text"])
-            for r in await conn.fetch(
-                "SELECT session_id, prompt_uuid, entry_count, assistant_text FROM mnemo.exchanges"
-            )
-        }
-        sessions = {
-            r["session_id"]: r["entry_count"]
-            for r in await conn.fetch("SELECT session_id, entry_count FROM mnemo.sessions")
-        }
-    finally:
-        await conn.close()
-    return Snapshot(keys, quarantine, exchanges, sessions)
-
-
-def compare(expected: Snapshot, got: Snapshot, result: ChaosResult) -> None:
-    """Count lost and duplicated rows into ``result``; list every difference, however small.
-
-    Keys are unique by construction, so duplication can only show as a line folded twice into an
-    exchange or session count, or a bad line quarantined twice.
-    """
-    missing = expected.keys - got.keys
-    spurious = got.keys - expected.keys
-    missing_bad = expected.quarantine - got.quarantine
-    extra_bad = got.quarantine - expected.quarantine
-    result.lost += len(missing) + sum(missing_bad.values())
-    result.duplicated += sum(extra_bad.values())
-    for key, (count, _) in got.exchanges.items():
-        result.duplicated += max(0, count - expected.exchanges.get(key, (0, ""))[0])
-    for session_id, count in got.sessions.items():
-        result.duplicated += max(0, count - expected.sessions.get(session_id, 0))
-    if missing:
-        result.differences.append(f"{len(missing)} key(s) lost, e.g. {sorted(missing)[:3]}")
-    if spurious:
-        result.differences.append(f"{len(spurious)} key(s) no clean run stores, e.g. {sorted(spurious)[:3]}")
-    if missing_bad or extra_bad:
-        result.differences.append(f"quarantine differs: missing {missing_bad}, extra {extra_bad}")
-    if got.exchanges != expected.exchanges:
-        diff = {
-            k
-            for k in expected.exchanges.keys() | got.exchanges.keys()
-            if expected.exchanges.get(k) != got.exchanges.get(k)
-        }
-        result.differences.append(f"{len(diff)} exchange(s) differ, e.g. {sorted(diff)[:3]}")
-    if got.sessions != expected.sessions:
-        result.differences.append("session entry counts differ")
+def judge(manifest: Manifest, got: Snapshot, result: ChaosResult) -> None:
+    """Add the comparison of ``got`` with what the generator declared to ``result``."""
+    verdict = compare(manifest.expected(), got)
+    result.lost += verdict.lost
+    result.duplicated += verdict.duplicated
+    result.differences.extend(verdict.differences)
 
 
 async def checkpoint_total(conn: asyncpg.Connection) -> int:
@@ -283,7 +188,7 @@ async def wait_for_files(
                             list(expected),
                         )
                         got = {r["path"]: r["committed_offset"] for r in rows}
-                        if all(got.get(path) == offset for path, offset in expected.items()):
+                        if all(got.get(path, 0) == offset for path, offset in expected.items()):
                             return True
                     await anyio.sleep(0.02)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -334,30 +239,6 @@ async def importer_process(
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
-
-
-async def clean_reference(server: PostgresServer, root: Path, log: IO[bytes]) -> Snapshot:
-    """What one uninterrupted ``mnemo-otel import`` of the files as they are now stores."""
-    dsn = await fresh_database(server, "chaos_reference")
-    async with importer_process(["import", "--json", str(root)], dsn, log) as proc:
-        code = await proc.wait()
-    assert code == 0, f"clean reference run exited with {code}"
-    return await snapshot(dsn)
-
-
-async def clean_reference_history(
-    server: PostgresServer, root: Path, log: IO[bytes], states: list[Callable[[], None]]
-) -> Snapshot:
-    """Uninterrupted ``mnemo-otel import`` runs into one fresh database, one after each of ``states``
-    (callables that put the files back as they once were): a clean run over all content ever written,
-    in the order it was written, at the same paths."""
-    dsn = await fresh_database(server, "chaos_reference")
-    for state in states:
-        state()
-        async with importer_process(["import", "--json", str(root)], dsn, log) as proc:
-            code = await proc.wait()
-        assert code == 0, f"clean reference run exited with {code}"
-    return await snapshot(dsn)
 
 
 def log_tail(path: Path, lines: int = 30) -> str:

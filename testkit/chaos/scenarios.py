@@ -1,42 +1,48 @@
 """The chaos scenarios, shared by the pytest suite (reduced form) and ``python -m benchmarks.chaos``.
 
 Each one runs the real console script against a real PostgreSQL, does its damage with real signals,
-then compares the database with a clean run of the same final files (:func:`harness.compare`).
+then compares the database with what the generator's manifest declares (:func:`harness.judge`).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import threading
 import time
-import uuid
-from collections.abc import Collection, Iterator
-from io import FileIO
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
-from testkit.synthetic import session_lines, write_corpus
-
+from ..manifest import Manifest
 from ..postgres_server import PostgresServer
+from ..synthetic import write_sessions
+from ..verdict import snapshot
 from .harness import (
-    HOSTILE_LINES,
     MB,
     ChaosResult,
     Scale,
     build_corpus,
-    clean_reference,
-    compare,
     complete_bytes,
     fresh_database,
     importer_process,
-    snapshot,
+    judge,
     wait_for_checkpoints,
 )
+from .writer import Writer
 
-__all__ = ("Writer", "appends_while_importing", "database_outages", "sigkill_importer", "start_after_crash")
+__all__ = (
+    "DEFAULT_SEED",
+    "appends_while_importing",
+    "database_outages",
+    "seed_from_env",
+    "sigkill_importer",
+    "start_after_crash",
+)
+
+# The seed every run uses unless ``MNEMO_CHAOS_SEED`` says otherwise: a failure replays as it happened.
+DEFAULT_SEED = 20261130
 
 STARTUP_KILL_WINDOW_SECONDS = 1.5
 
@@ -50,7 +56,7 @@ async def sigkill_importer(server: PostgresServer, workdir: Path, scale: Scale, 
     """
     rng = random.Random(seed)
     root = workdir / "projects"
-    build_corpus(root, mb=scale.corpus_mb, seed=seed)
+    manifest = build_corpus(root, mb=scale.corpus_mb, seed=seed)
     target = complete_bytes(root)
     dsn = await fresh_database(server, "chaos_kill")
     result = ChaosResult("SIGKILL importer", runs=scale.kills + 1)
@@ -74,8 +80,7 @@ async def sigkill_importer(server: PostgresServer, workdir: Path, scale: Scale, 
         result.recovery_seconds.append(time.monotonic() - started)
         if code != 0:
             result.differences.append(f"the final clean run exited with {code}")
-        expected = await clean_reference(server, root, log)
-    compare(expected, await snapshot(dsn), result)
+    judge(manifest, await snapshot(dsn), result)
     result.notes.append(
         f"{killed_running}/{scale.kills} kills hit a running importer; "
         f"{target / MB:.1f} MB corpus; seed {seed}; log {workdir / 'importer.log'}"
@@ -90,43 +95,21 @@ async def database_outages(workdir: Path, scale: Scale, *, seed: int) -> ChaosRe
     corpus, each file dropped in whole (a rename), and strikes once a random part of it is committed;
     recovery is the time from the server being back to every complete line committed.
     """
-    rng = random.Random(seed)
     server = PostgresServer()
     result = ChaosResult("PostgreSQL stop / SIGKILL", runs=scale.outages)
+    manifest = Manifest()
     try:
         await anyio.to_thread.run_sync(server.start)
         dsn = await fresh_database(server, "chaos_outage")
         root = workdir / "projects"
         root.mkdir()
-        chunk_mb = scale.corpus_mb / scale.outages
         with (workdir / "daemon.log").open("ab") as log:
             async with importer_process(["run", str(root)], dsn, log) as daemon:
-                committed = 0
-                for index in range(scale.outages):
-                    staging = workdir / f"staging-{index}"
-                    if index == 0:
-                        build_corpus(staging, mb=chunk_mb, seed=seed)
-                    else:
-                        write_corpus(staging, target_bytes=int(chunk_mb * MB), seed=seed + index)
-                    _move_in(staging, root / f"chunk-{index}")
-                    target = complete_bytes(root)
-                    strike_at = committed + rng.uniform(0.05, 0.6) * (target - committed)
-                    await wait_for_checkpoints(dsn, strike_at, proc=daemon)
-                    crash = index % 2 == 1
-                    await anyio.to_thread.run_sync(server.kill if crash else server.stop)
-                    await anyio.sleep(scale.db_down_seconds)
-                    await anyio.to_thread.run_sync(start_after_crash, server)
-                    back = time.monotonic()
-                    if not await wait_for_checkpoints(dsn, target, proc=daemon):
-                        result.differences.append(f"the daemon exited ({daemon.returncode}) after an outage")
-                        break
-                    result.recovery_seconds.append(time.monotonic() - back)
-                    committed = target
-                expected = await clean_reference(server, root, log)
+                await _outages(server, dsn, workdir, scale, seed, manifest, daemon, result)
                 got = await snapshot(dsn)
                 if daemon.returncode is not None:
                     result.differences.append(f"the daemon exited with {daemon.returncode}")
-        compare(expected, got, result)
+        judge(manifest, got, result)
         result.notes.append(
             f"down {scale.db_down_seconds:.0f} s each, stop and SIGKILL alternating; seed {seed}; "
             f"log {workdir / 'daemon.log'}"
@@ -136,16 +119,52 @@ async def database_outages(workdir: Path, scale: Scale, *, seed: int) -> ChaosRe
     return result
 
 
-def _move_in(staging: Path, destination: Path) -> None:
+async def _outages(
+    server: PostgresServer,
+    dsn: str,
+    workdir: Path,
+    scale: Scale,
+    seed: int,
+    manifest: Manifest,
+    daemon: anyio.abc.Process,
+    result: ChaosResult,
+) -> None:
+    rng = random.Random(seed)
+    root = workdir / "projects"
+    chunk_mb = scale.corpus_mb / scale.outages
+    committed = 0
+    for index in range(scale.outages):
+        staging = workdir / f"staging-{index}"
+        if index == 0:
+            build_corpus(staging, mb=chunk_mb, seed=seed, manifest=manifest)
+        else:
+            write_sessions(
+                staging, manifest, target_bytes=int(chunk_mb * MB), rng=random.Random(seed + index)
+            )
+        _move_in(staging, root / f"chunk-{index}", manifest)
+        target = complete_bytes(root)
+        strike_at = committed + rng.uniform(0.05, 0.6) * (target - committed)
+        await wait_for_checkpoints(dsn, strike_at, proc=daemon)
+        crash = index % 2 == 1
+        await anyio.to_thread.run_sync(server.kill if crash else server.stop)
+        await anyio.sleep(scale.db_down_seconds)  # the outage itself, not a wait for a condition
+        await anyio.to_thread.run_sync(start_after_crash, server)
+        back = time.monotonic()
+        if not await wait_for_checkpoints(dsn, target, proc=daemon):
+            result.differences.append(f"the daemon exited ({daemon.returncode}) after an outage")
+            return
+        result.recovery_seconds.append(time.monotonic() - back)
+        committed = target
+
+
+def _move_in(staging: Path, destination: Path, manifest: Manifest) -> None:
     """Each transcript appears whole, by a rename: as a writer would create it, never half-built.
 
     File by file, not the directory at once: files inside a directory renamed into a root raise no
     events of their own, so the daemon would only see them at its next periodic rescan.
     """
     for path in sorted(staging.rglob("*.jsonl")):
-        target = destination / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(target)
+        manifest.rename(path, destination / path.relative_to(staging))
 
 
 def start_after_crash(server: PostgresServer) -> None:
@@ -170,10 +189,10 @@ async def appends_while_importing(
     lines; a few are hostile. Recovery is the time from the writer's last byte to all of it committed.
     """
     root = workdir / "projects"
-    build_corpus(root, mb=scale.corpus_mb / 2, seed=seed)
+    manifest = build_corpus(root, mb=scale.corpus_mb / 2, seed=seed)
     dsn = await fresh_database(server, "chaos_append")
     result = ChaosResult("appends while importing", runs=1)
-    writer = Writer(root, random.Random(seed + 1), seconds=scale.append_seconds)
+    writer = Writer(root, random.Random(seed + 1), manifest, seconds=scale.append_seconds)
     with (workdir / "daemon.log").open("ab") as log:
         async with importer_process(["run", str(root)], dsn, log) as daemon:
             await anyio.to_thread.run_sync(writer.run)
@@ -184,8 +203,7 @@ async def appends_while_importing(
             else:
                 result.differences.append(f"the daemon exited with {daemon.returncode}")
             got = await snapshot(dsn)
-        expected = await clean_reference(server, root, log)
-    compare(expected, got, result)
+    judge(manifest, got, result)
     result.notes.append(
         f"{writer.lines} lines appended ({writer.split} split across two writes, "
         f"{writer.hostile} hostile) in {scale.append_seconds:.0f} s; seed {seed}; log {workdir / 'daemon.log'}"
@@ -193,70 +211,7 @@ async def appends_while_importing(
     return result
 
 
-class Writer:
-    """Appends like Claude Code does (whole lines, one session per file), but sometimes in halves.
-
-    Runs ``seconds`` or until ``stop`` is set; ``exclude`` keeps it off files a scenario mutates itself.
-    """
-
-    def __init__(
-        self,
-        root: Path,
-        rng: random.Random,
-        *,
-        seconds: float,
-        stop: threading.Event | None = None,
-        exclude: Collection[Path] = (),
-    ) -> None:
-        self.rng = rng
-        self.seconds = seconds
-        self.stop = stop or threading.Event()
-        self.lines = self.split = self.hostile = 0
-        existing = [p for p in sorted(root.rglob("*.jsonl")) if p not in exclude]
-        project = existing[0].parent
-        new = [project / f"{uuid.UUID(int=rng.getrandbits(128))}.jsonl" for _ in range(2)]
-        subagent = project / "appended-session" / "subagents" / "agent-appended.jsonl"
-        subagent.parent.mkdir(parents=True)
-        self.targets = [*rng.sample(existing, 2), *new, subagent]
-
-    def run(self) -> None:
-        streams = {path: self._session() for path in self.targets}
-        files = {path: FileIO(path, "ab") for path in self.targets}  # unbuffered: one write() each
-        try:
-            deadline = time.monotonic() + self.seconds
-            while time.monotonic() < deadline and not self.stop.is_set():
-                path = self.rng.choice(self.targets)
-                if self.rng.random() < 0.03:
-                    data = self.rng.choice(HOSTILE_LINES) + b"\n"
-                    self.hostile += 1
-                else:
-                    data = next(streams[path], b"")
-                    if not data:
-                        streams[path] = self._session()
-                        continue
-                self._write(files[path], data)
-                time.sleep(self.rng.uniform(0, 0.01))
-        finally:
-            for f in files.values():
-                f.close()
-
-    def _write(self, f: FileIO, data: bytes) -> None:
-        self.lines += 1
-        if self.rng.random() < 0.3:
-            cut = self.rng.randrange(1, len(data))
-            f.write(data[:cut])
-            time.sleep(self.rng.uniform(0, 0.03))
-            f.write(data[cut:])
-            self.split += 1
-        else:
-            f.write(data)
-
-    def _session(self) -> Iterator[bytes]:
-        session_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
-        return session_lines(session_id, turns=self.rng.randint(1, 8), rng=self.rng)
-
-
 def seed_from_env() -> int:
-    """``MNEMO_CHAOS_SEED`` replays a run; otherwise each run draws its own (printed in the notes)."""
+    """``MNEMO_CHAOS_SEED`` picks another seed; otherwise every run uses :data:`DEFAULT_SEED`."""
     value = os.environ.get("MNEMO_CHAOS_SEED")
-    return int(value) if value else random.randrange(1 << 30)
+    return int(value) if value else DEFAULT_SEED

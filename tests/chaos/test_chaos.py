@@ -1,9 +1,10 @@
 """The crash contract of issue 2 under real chaos: SIGKILLed importers, a PostgreSQL that goes away,
 transcripts growing under the importer; and the surroundings failing (issue 6): the collector stopped,
 files truncated and replaced, the data volume full, the work loop hung under a supervisor. Every
-scenario must end exactly where a clean run ends: 0 lost, 0 duplicated.
+scenario must end exactly where the generator's manifest says: 0 lost, 0 duplicated.
 
-Reduced form by default (CI); ``MNEMO_CHAOS_FULL=1`` runs the full form, ``MNEMO_CHAOS_SEED`` replays.
+Reduced form by default (CI); ``MNEMO_CHAOS_FULL=1`` runs the full form. The seed is fixed (printed in
+the run's header and in every failure); ``MNEMO_CHAOS_SEED`` picks another.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from testkit.chaos.disk import disk_full
 from testkit.chaos.harness import ChaosResult, Scale
 from testkit.chaos.scenarios import appends_while_importing, database_outages, seed_from_env, sigkill_importer
-from testkit.chaos.surroundings import (
-    collector_outage,
-    disk_full,
-    hung_loop_under_supervisor,
-    truncate_and_replace,
-)
+from testkit.chaos.supervisor import hung_loop_under_supervisor
+from testkit.chaos.surroundings import collector_outage, truncate_and_replace
 from testkit.postgres_server import PostgresServer
 
 # Read at collection: the autouse fixture strips MNEMO_* from the environment before each test.
@@ -35,7 +33,7 @@ def _assert_exact(result: ChaosResult) -> None:
     )
 
 
-async def test_sigkill__repeated_kills_then_a_clean_run_store_exactly_what_one_clean_run_does(
+async def test_sigkill__repeated_kills_then_a_clean_run_store_exactly_what_the_generator_declared(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
     _assert_exact(await sigkill_importer(postgres, tmp_path, SCALE, seed=SEED))
@@ -47,7 +45,7 @@ async def test_database_outage__daemon_resumes_by_itself_and_loses_nothing(tmp_p
     assert len(result.recovery_seconds) == SCALE.outages
 
 
-async def test_appends__lines_written_while_importing_end_up_exactly_as_a_clean_run(
+async def test_appends__lines_written_while_importing_end_up_exactly_as_declared(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
     _assert_exact(await appends_while_importing(postgres, tmp_path, SCALE, seed=SEED))

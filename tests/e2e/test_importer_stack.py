@@ -192,7 +192,11 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
         stack.collector.stop()
         _append(path, range(20, 50))
         wait_for(lambda: _rows(dsn) == 50, timeout=30, what="imports to go on without a collector")
-        time.sleep(3)  # several failed export rounds
+        wait_for(
+            lambda: "telemetry export failing" in log.read_text(),
+            timeout=30,
+            what="an export to fail meanwhile",
+        )
         stack.collector.start()
         wait_for(lambda: _value(prom, entries) == 50, timeout=60, what="metrics to resume after the outage")
 

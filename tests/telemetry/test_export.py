@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,8 @@ from testkit.synthetic import line
 from .daemon import daemon_env, exported_bytes, metric_points, metric_units, running_daemon
 
 CANARY = "CANARY-4f1d9b-conversation-text"
+IDLE_BEAT_SECONDS = 0.5
+EXPORT_INTERVAL_SECONDS = 1.0
 _KIND = {
     names.MetricKind.GAUGE: "gauge",
     names.MetricKind.COUNTER: "sum",
@@ -52,7 +56,14 @@ def test_export__metrics_spans_and_logs_follow_the_contract_and_never_carry_cont
     assert isinstance(sink, OtlpSink)
     _write_transcript_with_canaries(transcripts)
     log = tmp_path / "daemon.log"
-    with running_daemon(transcripts, daemon_env(database_url, sink.url), log) as proc:
+    env = daemon_env(
+        database_url,
+        sink.url,
+        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="3600",
+        MNEMO_IMPORTS__IDLE_BEAT_SECONDS=str(IDLE_BEAT_SECONDS),
+        OTEL_METRIC_EXPORT_INTERVAL=str(int(EXPORT_INTERVAL_SECONDS * 1000)),
+    )
+    with running_daemon(transcripts, env, log) as proc:
         roots = sink.wait_for_spans(lambda s: s.name == names.SPAN_IMPORT, what="an import span")
         root = roots[0]
         assert root.attributes[names.ATTR_SESSION_ID] == "sess-canary"
@@ -63,14 +74,20 @@ def test_export__metrics_spans_and_logs_follow_the_contract_and_never_carry_cont
         logs = sink.wait_for_logs(lambda r: "imported 3 entries" in str(r.body), what="the import log line")
         assert logs[0].trace_id == root.trace_id
 
-        # The heartbeat advances while the importer is idle.
-        first = wait_for(lambda: metric_points(sink, names.HEARTBEAT.name), timeout=30, what="a heartbeat")
-        seen = first[-1][1].as_double
-        wait_for(
-            lambda: metric_points(sink, names.HEARTBEAT.name)[-1][1].as_double > seen + 0.3,
-            timeout=30,
-            what="the heartbeat to advance",
-        )
+        # Idle from here on, and no rescan for an hour: only the idle loop's own beat can move the
+        # heartbeat. Every value exported meanwhile is at most one beat period old when collected.
+        idle_since = time.time()
+
+        def idle_points() -> list[Any] | None:
+            points = [
+                p for _, p in metric_points(sink, names.HEARTBEAT.name) if p.time_unix_nano > idle_since * 1e9
+            ]
+            return points if len(points) >= 4 else None
+
+        fresh = wait_for(idle_points, timeout=30, what="four heartbeat exports while idle")
+        ages = [point.time_unix_nano / 1e9 - point.as_double for point in fresh]
+        assert max(ages) <= IDLE_BEAT_SECONDS + EXPORT_INTERVAL_SECONDS, ages
+        assert fresh[-1].as_double > fresh[0].as_double
         wait_for(
             lambda: set(metric_units(sink)) >= {m.name for m in names.METRICS},
             timeout=30,

@@ -1,7 +1,9 @@
-"""A hung work loop: the exported heartbeat freezes while exports go on, and the watchdog restarts us."""
+"""A hung work loop: the exported heartbeat freezes while exports go on, and the watchdog restarts us;
+an idle loop, by contrast, keeps beating and outlives its watchdog timeout."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +18,18 @@ from testkit.otlp_sink import running_sink
 
 from .daemon import daemon_env, metric_points, running_daemon
 
+WATCHDOG_SECONDS = 4
+
+
+def _stays_alive(proc: subprocess.Popen[bytes], *, seconds: float) -> None:
+    """Idle, with nothing to import and no rescan due, the daemon outlives its watchdog timeout."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        assert proc.poll() is None, (
+            f"the idle daemon exited with {proc.returncode} (watchdog {WATCHDOG_SECONDS} s)"
+        )
+        time.sleep(0.1)
+
 
 def test_hang__database_call_that_never_returns_freezes_heartbeat_and_watchdog_exits(
     database_url: str, transcripts: Path, tmp_path: Path
@@ -23,11 +37,18 @@ def test_hang__database_call_that_never_returns_freezes_heartbeat_and_watchdog_e
     path = transcripts / "s.jsonl"
     path.write_bytes(entry("a"))
     log = tmp_path / "daemon.log"
-    env = daemon_env(database_url, None, MNEMO_WATCHDOG__TIMEOUT_SECONDS="4")
+    env = daemon_env(
+        database_url,
+        None,
+        MNEMO_WATCHDOG__TIMEOUT_SECONDS=str(WATCHDOG_SECONDS),
+        MNEMO_IMPORTS__IDLE_BEAT_SECONDS="0.5",
+        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="3600",  # only the idle loop's own beat keeps it alive
+    )
     with running_sink() as sink:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
         with running_daemon(transcripts, env, log) as proc:
             wait_for(lambda: "imported 1 entries" in log.read_text(), timeout=30, what="the first import")
+            _stays_alive(proc, seconds=WATCHDOG_SECONDS * 1.5)
             result: dict[str, object] = {}
 
             async def hold_lock_while_appending() -> None:
