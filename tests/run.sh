@@ -24,6 +24,13 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1;
   done
 fi
 
+# systemd-analyze (Debian's systemd package) checks the example unit in mnemo_otel/systemd/.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+
 # A real OpenTelemetry Collector built from the pinned manifest (cached until the manifest changes).
 if [ -f collector/build.sh ]; then
   bash collector/build.sh
