@@ -98,6 +98,6 @@ async def wait_for_hosts(dsn: str, expected: dict[tuple[str, str], int]) -> None
             except (OSError, asyncpg.PostgresError):
                 rows = []
             got = {(r["host"], r["path"]): r["committed_offset"] for r in rows}
-            if all(got.get(key) == offset for key, offset in expected.items()):
+            if all(got.get(key, 0) == offset for key, offset in expected.items()):  # empty: no row
                 return
             await anyio.sleep(0.2)

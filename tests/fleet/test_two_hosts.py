@@ -72,7 +72,7 @@ async def test_two_hosts_at_the_same_path__every_line_once_and_a_second_pass_rea
     # Each host's checkpoints, at the same paths, end where that host's complete lines end.
     expected_offsets = complete_offsets_on(alpha, same_root) | complete_offsets_on(beta, same_root)
     files = {(host, path): offset for host, path, offset, _ in files_after_first}
-    assert files == expected_offsets
+    assert files == {key: offset for key, offset in expected_offsets.items() if offset}  # empty: no row
     same_name = str(same_root / SAME_NAME_FILE)
     assert {h for h, p in files if p == same_name} == {"host-1", "host-2"}
 
