@@ -22,6 +22,7 @@ from pathlib import Path
 
 import anyio
 
+from mnemo_otel.daemon import settle_heap
 from mnemo_otel.importer import Importer
 from mnemo_otel.model import ImportObserver
 from mnemo_otel.state import LoopState
@@ -32,6 +33,7 @@ from mnemo_otel.telemetry.setup import configure_telemetry
 
 async def _measure(dsn: str, root: Path, telemetry: bool) -> dict[str, float | int]:
     sink = await PostgresSink.open(dsn)  # migrates: the clock starts on a ready, empty schema
+    settle_heap()  # as the CLI does once its sink is open
     try:
         state = LoopState()
         observer: ImportObserver | None = (

@@ -6,6 +6,7 @@ read, and tested, on its own.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -82,8 +83,18 @@ async def retire_host(settings: Settings, host_id: str, *, force: bool) -> None:
         await sink.aclose()
 
 
+def settle_heap() -> None:
+    """Everything loaded at start (the SDK, asyncpg, pydantic...) out of the garbage collector's sight.
+
+    Parsing allocates a container per JSON value, so collections run often, and each full one walked
+    every object of every module loaded: about a tenth of a catch-up's CPU.
+    """
+    gc.freeze()
+
+
 async def import_now(settings: Settings, roots: Sequence[Path], show_progress: bool) -> ImportSummary:
     sink = await open_sink(settings)
+    settle_heap()
     state = LoopState()
     importer = Importer(
         sink,
@@ -126,6 +137,7 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
         ) from exc
     health.start()
     sink = await open_sink(settings)
+    settle_heap()
     importer = Importer(
         sink,
         roots=roots,
