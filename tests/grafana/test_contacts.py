@@ -300,6 +300,12 @@ def test_compose_renders_before_grafana_and_hands_grafana_every_variable() -> No
         "restart": True,
     }
     assert render["restart"] == "no"
+    # A new named volume takes the owner of the image's directory at its mount point: the image
+    # must create it for the non-root user, or the render cannot write.
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert re.search(rf"mkdir -p [^\n]*{re.escape(target)}", dockerfile)
+    assert re.search(rf"chown 10001:0 [^\n]*{re.escape(target)}", dockerfile)
+    assert re.search(r"^USER 10001", dockerfile, flags=re.MULTILINE) and "user" not in render
     variables = {c.env for c in (*CHANNELS, DEADMAN)}
     assert variables | {ENV_SMTP_ENABLED} <= set(render["environment"])
     assert variables <= set(grafana["environment"])  # Grafana expands $VAR from its own environment
