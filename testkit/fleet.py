@@ -21,7 +21,8 @@ import anyio.abc
 import asyncpg
 
 from testkit.chaos.harness import CLI, POLL_TIMEOUT_SECONDS, REPO, build_corpus, importer_env
-from testkit.synthetic import line, session_lines
+from testkit.manifest import Line, Manifest
+from testkit.synthetic import line, plain_session
 
 __all__ = ("Host", "complete_offsets_on", "host_importer", "make_hosts", "namespaced", "wait_for_hosts")
 
@@ -60,19 +61,24 @@ async def host_importer(
             await proc.wait()
 
 
-def make_hosts(workdir: Path, count: int, *, mb: float, seed: int) -> list[Host]:
+def make_hosts(
+    workdir: Path, count: int, *, mb: float, seed: int, manifest: Manifest | None = None
+) -> list[Host]:
     """``count`` hosts with their own corpora (hostile lines included), plus on every host the same
-    resumed session (identical lines: stored once) and a file of the same name with different lines."""
-    shared = b"".join(session_lines(SHARED_SESSION, turns=30, rng=random.Random(seed)))
+    resumed session (identical lines: stored once) and a file of the same name with different lines.
+    Every line is recorded in ``manifest`` (at its path under the host's directory)."""
+    manifest = manifest if manifest is not None else Manifest()
     hosts = []
     for index in range(count):
         host = Host(f"host-{index + 1}", workdir / f"machine-{index + 1}")
-        build_corpus(host.directory, mb=mb, seed=seed + index + 1)
-        (host.directory / "-home-user-shared").mkdir()
-        (host.directory / "-home-user-shared" / f"{SHARED_SESSION}.jsonl").write_bytes(shared)
-        own = host.directory / SAME_NAME_FILE
-        own.parent.mkdir()
-        own.write_bytes(b"".join(line({"type": "user", "uuid": f"{host.host_id}-{i}"}) for i in range(50)))
+        build_corpus(host.directory, mb=mb, seed=seed + index + 1, manifest=manifest)
+        shared = plain_session(SHARED_SESSION, turns=30, rng=random.Random(seed))
+        manifest.write(host.directory / "-home-user-shared" / f"{SHARED_SESSION}.jsonl", shared)
+        own = [
+            Line(line({"type": "user", "uuid": f"{host.host_id}-{i}"}), key=f"{host.host_id}-{i}")
+            for i in range(50)
+        ]
+        manifest.write(host.directory / SAME_NAME_FILE, own)
         hosts.append(host)
     return hosts
 

@@ -1,23 +1,23 @@
 """Many importers, one database: daemons of several hosts (each in its own mount namespace, all at
 the same path) import at once and are SIGKILLed at random moments; the database must end exactly as
-one clean import per host, one after the other, leaves it, with no deadlock along the way."""
+the generator's manifest declares for every host's lines, with no deadlock along the way."""
 
 from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import IO
 
 import anyio
 import anyio.abc
 import asyncpg
 
 from ..fleet import Host, complete_offsets_on, host_importer, make_hosts, wait_for_hosts
-from ..manifest import Expected
+from ..manifest import Expected, Manifest
 from ..postgres_server import PostgresServer
-from ..verdict import Snapshot, compare, snapshot
+from ..verdict import compare, snapshot
 from .harness import ChaosResult, Scale, fresh_database
 
 __all__ = ("many_importers",)
@@ -27,7 +27,8 @@ async def many_importers(
     server: PostgresServer, workdir: Path, scale: Scale, *, seed: int, importers: int = 4
 ) -> ChaosResult:
     rng = random.Random(seed)
-    hosts = make_hosts(workdir, importers, mb=scale.corpus_mb / importers, seed=seed)
+    manifest = Manifest()
+    hosts = make_hosts(workdir, importers, mb=scale.corpus_mb / importers, seed=seed, manifest=manifest)
     same_root = workdir / "same" / "projects"
     same_root.mkdir(parents=True)
     expected_offsets: dict[tuple[str, str], int] = {}
@@ -63,8 +64,7 @@ async def many_importers(
                 if await proc.wait() != 0:
                     result.differences.append(f"{host_id} exited with {proc.returncode} on SIGTERM")
             sampler.cancel_scope.cancel()
-        expected = await _clean_reference(server, hosts, same_root, log)
-    verdict = compare(_as_expected(expected), await snapshot(dsn))
+    verdict = compare(_as_seen(manifest.expected(), hosts, same_root), await snapshot(dsn))
     result.lost, result.duplicated = verdict.lost, verdict.duplicated
     result.differences.extend(verdict.differences)
     deadlocks = await _deadlocks(dsn)
@@ -79,25 +79,21 @@ async def many_importers(
     return result
 
 
-async def _clean_reference(
-    server: PostgresServer, hosts: list[Host], same_root: Path, log: IO[bytes]
-) -> Snapshot:
-    """One uninterrupted import per host, one after the other, into a fresh database."""
-    dsn = await fresh_database(server, "chaos_fleet_reference")
-    for host in hosts:
-        async with host_importer(host, ["import", str(same_root)], dsn, same_root, log) as proc:
-            code = await proc.wait()
-        assert code == 0, f"clean reference import of {host.host_id} exited with {code}"
-    return await snapshot(dsn)
+def _as_seen(expected: Expected, hosts: list[Host], same_root: Path) -> Expected:
+    """The manifest as the importers see the files: every host's directory mounted at ``same_root``.
+    Checkpoints are left out here (paths repeat across hosts); :func:`wait_for_hosts` checks them per
+    (host, path)."""
 
+    def seen(path: str) -> str:
+        for host in hosts:
+            if Path(path).is_relative_to(host.directory):
+                return str(same_root / Path(path).relative_to(host.directory))
+        return path
 
-def _as_expected(reference: Snapshot) -> Expected:
-    """A clean run as the expectation: the generator's manifest knows paths, not (host, path) pairs
-    seen through mount namespaces, so this scenario still compares with clean imports. Checkpoints
-    are left out here (paths repeat across hosts); :func:`wait_for_hosts` checks them per host."""
-    return Expected(
-        reference.keys, reference.quarantine, dict(reference.exchanges), dict(reference.sessions), {}
-    )
+    quarantine: Counter[tuple[str, int, str, bytes]] = Counter()
+    for (path, offset, kind, raw), count in expected.quarantine.items():
+        quarantine[(seen(path), offset, kind, raw)] += count
+    return Expected(expected.keys, quarantine, expected.exchanges, expected.sessions, {})
 
 
 async def _sample_lock_waits(dsn: str, samples: list[int]) -> None:
