@@ -1,8 +1,9 @@
 """The ``mnemo-otel`` command: argument parsing and wiring, nothing else.
 
 Exit codes: 0 success, 1 unexpected error, 2 bad usage or configuration, 3 database unavailable,
-4 unreadable transcript path (``import``: after importing every file it could read). Telemetry never
-changes them: its last exports get a short grace at exit, delivered or not.
+4 unreadable transcript path (``import``: after importing every file it could read), 5 ``verify``
+found lines missing from the archive. Telemetry never changes them: its last exports get a short
+grace at exit, delivered or not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -26,7 +28,7 @@ __all__ = ("main",)
 
 logger = logging.getLogger("mnemo_otel")
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_DB, EXIT_SOURCE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_DB, EXIT_SOURCE, EXIT_MISSING = 0, 1, 2, 3, 4, 5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     one_shot.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     one_shot.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     one_shot.set_defaults(handler=_import)
+
+    verify = commands.add_parser(
+        "verify", help="check that every line on disk is in the archive (MNEMO_ROOTS unless PATHs are given)"
+    )
+    verify.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    verify.add_argument("--repair", action="store_true", help="store the missing lines from the source")
+    verify.set_defaults(handler=_verify)
 
     health = commands.add_parser("health", help="ask the running importer; exit 0 if healthy or degraded")
     health.add_argument(
@@ -150,6 +160,28 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             EXIT_SOURCE,
         )
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from .telemetry.setup import configure_telemetry
+    from .verify.command import verify_command
+
+    telemetry = configure_telemetry(
+        log_stream=sys.stderr,  # stdout carries the report
+        host_id=settings.host_id,
+        shutdown_grace=settings.telemetry.shutdown_grace_seconds,
+        quiet=True,
+        database_spans=settings.telemetry.database_spans,
+    )
+    try:
+        roots = _checked_roots(args.paths or settings.roots, must_exist=True)
+        report = anyio.run(partial(verify_command, settings, roots, repair=args.repair))
+    finally:
+        telemetry.shutdown()
+    sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
+    if report.unreadable:
+        return EXIT_SOURCE
+    return EXIT_MISSING if report.missing else EXIT_OK
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:

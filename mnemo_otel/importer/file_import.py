@@ -39,7 +39,7 @@ from ..transcripts.reader import NotRegularFile, file_kind
 from ._concurrency import run_all
 from .batches import changed_under_checkpoint, read_batch, read_tail
 
-__all__ = ("COMMIT_GRACE_SECONDS", "FileImporter", "FileProgress", "source_error")
+__all__ = ("COMMIT_GRACE_SECONDS", "FileImporter", "FileProgress", "rejected_line", "source_error")
 
 logger = logging.getLogger("mnemo_otel.importer")
 
@@ -308,10 +308,11 @@ def _split(batch: Batch) -> tuple[Batch, Batch]:
 
 def _quarantine_rejected(batch: Batch) -> Batch:
     """The batch with its single entry moved to the quarantine (PostgreSQL refused its data)."""
-    return replace(batch, entries=[], bad_lines=[*batch.bad_lines, *map(_rejected, batch.entries)])
+    return replace(batch, entries=[], bad_lines=[*batch.bad_lines, *map(rejected_line, batch.entries)])
 
 
-def _rejected(entry: Entry) -> BadLine:
+def rejected_line(entry: Entry) -> BadLine:
+    """The quarantine record of a line PostgreSQL refused (also used when a repair hits one)."""
     return BadLine(
         entry.offset,
         entry.end,

@@ -194,6 +194,19 @@ class PostgresSink:
             )
         return outcome
 
+    async def restore(self, batch: Batch) -> BatchOutcome:
+        """Store lines a verification found missing behind the checkpoint, which stays where it is.
+
+        The same statements as :meth:`commit` (same keys, same quarantine rows, the batch's trace id),
+        so a line is still stored once. Sessions and exchanges are not folded again: they were
+        derived when the file was first imported.
+        """
+        outcome = BatchOutcome()
+        async with self._connection() as conn, conn.transaction():
+            await self._store_entries(conn, batch, outcome)
+            await self._store_bad_lines(conn, batch, outcome)
+        return outcome
+
     async def _store_entries(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> set[int]:
         """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
         if not batch.entries:

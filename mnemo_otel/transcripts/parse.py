@@ -18,11 +18,32 @@ from ..model import BadLine, Entry, Quarantine
 from .reader import OversizeLine, RawLine
 from .turns import classify
 
-__all__ = ("parse_line",)
+__all__ = ("key_line", "parse_line")
 
 
 def parse_line(raw: RawLine | OversizeLine) -> Entry | BadLine | None:
     """Classify one line; ``None`` for a blank line (skipped, not quarantined)."""
+    decoded = _decode(raw)
+    if decoded is None or isinstance(decoded, BadLine):
+        return decoded
+    data, obj, jsonb = decoded
+    return _entry(raw, data, obj, jsonb)
+
+
+def key_line(raw: RawLine | OversizeLine) -> str | BadLine | None:
+    """The key ``parse_line`` would give the line (or its bad line), without building the entry.
+
+    The same decoding and keying as the import, only cheaper: ``verify`` checks the archive with it.
+    """
+    decoded = _decode(raw)
+    if decoded is None or isinstance(decoded, BadLine):
+        return decoded
+    data, obj, _ = decoded
+    return _key(data, obj)
+
+
+def _decode(raw: RawLine | OversizeLine) -> tuple[bytes, dict[str, Any], bytes | None] | BadLine | None:
+    """``(line without CR, object as stored, sanitised jsonb or None)``, a bad line, or ``None`` (blank)."""
     if isinstance(raw, OversizeLine):
         return BadLine(
             raw.offset,
@@ -50,7 +71,12 @@ def parse_line(raw: RawLine | OversizeLine) -> Entry | BadLine | None:
     if hostile:
         obj = _clean(obj)
         jsonb = orjson.dumps(obj)
-    return _entry(raw, data, obj, jsonb)
+    return data, obj, jsonb
+
+
+def _key(data: bytes, obj: dict[str, Any]) -> str:
+    """The line's ``uuid``, else the digest of its bytes: the one keying rule."""
+    return _str(obj.get("uuid")) or "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _parse_leniently(raw: RawLine, data: bytes) -> Any | BadLine:
@@ -77,17 +103,15 @@ def _bad(raw: RawLine, data: bytes, kind: Quarantine, detail: str) -> BadLine:
     )
 
 
-def _entry(raw: RawLine, data: bytes, obj: dict[str, Any], jsonb: bytes | None) -> Entry:
-    uuid = _str(obj.get("uuid"))
-    key = uuid or "sha256:" + hashlib.sha256(data).hexdigest()
+def _entry(raw: RawLine | OversizeLine, data: bytes, obj: dict[str, Any], jsonb: bytes | None) -> Entry:
     role, text = classify(obj)
     return Entry(
         offset=raw.offset,
         end=raw.end,
-        key=key,
+        key=_key(data, obj),
         line=data,
         entry_type=_str(obj.get("type")) or "",
-        uuid=uuid,
+        uuid=_str(obj.get("uuid")),
         parent_uuid=_str(obj.get("parentUuid")),
         session_id=_str(obj.get("sessionId")),
         timestamp=_timestamp(obj.get("timestamp")),

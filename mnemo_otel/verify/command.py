@@ -1,0 +1,52 @@
+"""``mnemo-otel verify``: check the whole archive against the files on disk, and repair on request.
+
+The repair runs inside one ``mnemo.verify.repair`` span: its trace id goes on the rows it writes (and
+into the report), so a repaired row leads to the repair in Tempo as an imported row leads to its import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry import trace
+
+from .._version import __version__
+from ..daemon import open_sink
+from ..settings import Settings
+from ..state import LoopState
+from ..telemetry.instruments import SCOPE, ImportTelemetry
+from .repair import repair_missing
+from .report import VerifyReport
+from .run import VerifyOptions, run_verify
+
+__all__ = ("SPAN_REPAIR", "SPAN_VERIFY", "verify_command")
+
+SPAN_VERIFY = "mnemo.verify"
+SPAN_REPAIR = "mnemo.verify.repair"
+
+
+async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: bool) -> VerifyReport:
+    sink = await open_sink(settings)
+    tracer = trace.get_tracer(SCOPE, __version__)
+    options = VerifyOptions(max_line_bytes=settings.imports.max_line_bytes, workers=os.cpu_count() or 2)
+    try:
+        with tracer.start_as_current_span(SPAN_VERIFY):
+            report = await run_verify(sink, roots, options)
+        if repair:
+            with tracer.start_as_current_span(SPAN_REPAIR) as span:
+                context = span.get_span_context()
+                trace_id = format(context.trace_id, "032x") if context.is_valid else None
+                report.repaired = await repair_missing(
+                    sink,
+                    report.all_missing,
+                    settings=settings.imports,
+                    observer=ImportTelemetry(LoopState()),
+                    trace_id=trace_id,
+                )
+                report.trace_id = trace_id
+                span.set_attribute("mnemo.verify.repaired", report.repaired)
+        return report
+    finally:
+        await sink.aclose()

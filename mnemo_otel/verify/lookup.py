@@ -1,0 +1,78 @@
+"""Checking keyed lines against the archive: one round trip for a segment's keys, one for its doubts.
+
+Keys are looked up in batches with ``= ANY($1)`` on the primary key; only lines whose key is not
+stored (and every bad line) are then looked for in the quarantine, by (path, offset). A line
+PostgreSQL refused is quarantined under its offset as ``rejected_by_db``: that counts as kept too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+import asyncpg
+
+from .segments import Keyed
+
+__all__ = ("Findings", "Missing", "check_keyed")
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+STORED_KEYS: Final = "SELECT key FROM mnemo.entries WHERE key = ANY($1::text[])"
+QUARANTINED_AT: Final = """
+SELECT q.source_offset, q.line_sha256, q.error_kind
+FROM mnemo.quarantine AS q
+WHERE q.source_path = $1 AND q.source_offset = ANY($2::bigint[])
+"""
+_REJECTED = "rejected_by_db"
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """A complete line on disk that the archive does not hold; ``key`` is ``sha256:`` for bad lines."""
+
+    path: str
+    root: str
+    offset: int
+    key: str
+    bad: bool
+
+
+@dataclass(slots=True)
+class Findings:
+    """What one segment's check found."""
+
+    lines: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    missing: list[Missing] = field(default_factory=list)
+
+
+async def check_keyed(conn: Conn, keyed: Keyed) -> Findings:
+    found = Findings(lines=len(keyed.keys) + len(keyed.bad))
+    path, root = keyed.segment.path, keyed.segment.root
+    doubtful: list[tuple[int, str]] = []
+    if keyed.keys:
+        stored = {row[0] for row in await conn.fetch(STORED_KEYS, list(set(keyed.keys)))}
+        for offset, key in zip(keyed.offsets, keyed.keys, strict=True):
+            if key in stored:
+                found.stored += 1
+            else:
+                doubtful.append((offset, key))
+    if not doubtful and not keyed.bad:
+        return found
+    offsets = [offset for offset, _ in doubtful] + [offset for offset, _ in keyed.bad]
+    rows = await conn.fetch(QUARANTINED_AT, path, offsets)
+    rejected = {row[0] for row in rows if row[2] == _REJECTED}
+    kept_bad = {(row[0], row[1]) for row in rows}
+    for offset, key in doubtful:
+        if offset in rejected:
+            found.quarantined += 1
+        else:
+            found.missing.append(Missing(path, root, offset, key, bad=False))
+    for offset, sha in keyed.bad:
+        if (offset, sha) in kept_bad:
+            found.quarantined += 1
+        else:
+            found.missing.append(Missing(path, root, offset, f"sha256:{sha}", bad=True))
+    return found

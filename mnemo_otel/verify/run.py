@@ -1,0 +1,114 @@
+"""One verification pass: discover, cut into segments, key them in worker processes, check the keys.
+
+Keying is the expensive part (every line is decoded as JSON, as the importer does), so it runs in
+worker processes (``workers`` of them, at ``niceness``); this process only does the database
+lookups, a segment at a time, while the workers key the next ones. Memory stays bounded by the
+segments in flight, whatever the corpus size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.to_process
+import anyio.to_thread
+
+from ..importer._concurrency import run_all
+from ..store.postgres import PostgresSink, translate_errors
+from ..transcripts.discovery import discover
+from .lookup import check_keyed
+from .report import Tally, VerifyReport
+from .segments import Segment, key_segments, plan_tasks
+
+__all__ = ("VerifyOptions", "run_verify")
+
+COMMITTED: Final = "SELECT path, committed_offset, inode FROM mnemo.files WHERE path = ANY($1::text[])"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyOptions:
+    """``committed_only``: check only what each file's checkpoint says is imported (the daemon's scrub,
+    which must not race the live importer); otherwise every complete line on disk."""
+
+    max_line_bytes: int = 64 * 1024 * 1024
+    workers: int = 2
+    niceness: int = 0
+    committed_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    files: list[tuple[str, str, int]]
+    size: int
+
+
+async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyOptions) -> VerifyReport:
+    started = time.monotonic()
+    found = await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
+    limits = await _committed(sink, [path for path, _ in found]) if options.committed_only else None
+    plan = await anyio.to_thread.run_sync(_plan, found, limits)
+    tasks = iter(await anyio.to_thread.run_sync(lambda: list(plan_tasks(plan.files))))
+    tally = Tally()
+    limiter = anyio.CapacityLimiter(options.workers)
+
+    async def worker() -> None:
+        for task in tasks:  # shared: each task goes to exactly one worker
+            await _check_task(sink, task, options, limiter, tally)
+
+    # One more checker than processes: a worker process is never idle while we wait on the database.
+    await run_all(*[worker] * (options.workers + 1))
+    return VerifyReport.of(tally, size=plan.size, seconds=time.monotonic() - started)
+
+
+async def _check_task(
+    sink: PostgresSink,
+    task: list[Segment],
+    options: VerifyOptions,
+    limiter: anyio.CapacityLimiter,
+    tally: Tally,
+) -> None:
+    keyed_segments = await anyio.to_process.run_sync(
+        key_segments, task, options.max_line_bytes, options.niceness, limiter=limiter
+    )
+    for keyed in keyed_segments:
+        path = keyed.segment.path
+        if keyed.error is not None:
+            if keyed.error != "vanished":
+                tally.unreadable[path] = keyed.error
+            continue
+        async with translate_errors(), sink.connection() as conn:
+            findings = await check_keyed(conn, keyed)
+        tally.add(path, findings, keyed.pending)
+
+
+async def _committed(sink: PostgresSink, paths: list[str]) -> dict[str, tuple[int, int | None]]:
+    async with translate_errors(), sink.connection() as conn:
+        rows = await conn.fetch(COMMITTED, paths)
+    return {row["path"]: (row["committed_offset"], row["inode"]) for row in rows}
+
+
+def _plan(found: list[tuple[str, str]], limits: dict[str, tuple[int, int | None]] | None) -> _Plan:
+    """``(path, root, end)`` per file: ``-1`` reads to EOF; a checkpoint limits the scrub to it."""
+    files: list[tuple[str, str, int]] = []
+    size = 0
+    for path, root in found:
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            continue  # vanished since discovery, or unreadable: the keying step reports the latter
+        if limits is None:
+            files.append((path, root, -1))
+            size += stat.st_size
+            continue
+        offset, inode = limits.get(path, (0, None))
+        # Not imported yet, cut short or replaced since: the live importer's business, not a loss.
+        if offset <= 0 or stat.st_size < offset or (inode is not None and inode != stat.st_ino):
+            continue
+        files.append((path, root, offset))
+        size += offset
+    return _Plan(files, size)
