@@ -25,6 +25,8 @@ from .state import LoopState
 from .store import fleet
 from .store.postgres import PostgresSink, translate_errors
 from .telemetry.instruments import ImportTelemetry
+from .verify.losses import LossLedger
+from .verify.scrub import Maintenance
 from .watchdog import Watchdog
 
 __all__ = ("import_now", "list_hosts", "migrate_only", "open_sink", "retire_host", "run_daemon")
@@ -36,7 +38,9 @@ FLEET_REFRESH_SECONDS = 60.0
 """How often the daemon marks its host alive in ``mnemo.hosts`` and re-reads the fleet's members."""
 
 
-async def open_sink(settings: Settings, *, migrate: bool = True, enroll: bool = True) -> PostgresSink:
+async def open_sink(
+    settings: Settings, *, migrate: bool = True, enroll: bool = True, pool_size: int | None = None
+) -> PostgresSink:
     password = settings.database_password
     if settings.database_url is not None:
         dsn = settings.database_url.get_secret_value()
@@ -50,7 +54,7 @@ async def open_sink(settings: Settings, *, migrate: bool = True, enroll: bool = 
         host_id=settings.host_id,
         migrate=migrate,
         enroll=enroll,
-        pool_size=settings.imports.concurrent_files,
+        pool_size=pool_size or settings.imports.concurrent_files,
     )
 
 
@@ -137,6 +141,10 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
         ) from exc
     health.start()
     sink = await open_sink(settings)
+    chores = await open_sink(settings, migrate=False, pool_size=1)  # scrub and ledger: never the importer's
+    losses = LossLedger(chores, settings.host_id, state)
+    maintenance = Maintenance(sink=chores, losses=losses, roots=roots, settings=settings, state=state)
+    await maintenance.load()
     settle_heap()
     importer = Importer(
         sink,
@@ -145,6 +153,7 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
         retry=settings.retry,
         observer=ImportTelemetry(state, volumes=_volumes(settings, roots)),
         state=state,
+        on_loss=losses,
     )
     watchdog = Watchdog(state, settings.watchdog.timeout_seconds)
     watchdog.start()
@@ -153,11 +162,13 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
             tasks.start_soon(_keep_membership, sink, state)
+            tasks.start_soon(maintenance.run)
             await importer.run()
     finally:
         watchdog.stop()
         health.stop()
         with anyio.CancelScope(shield=True):
+            await chores.aclose()
             await sink.aclose()
         logger.info("importer stopped")
 

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
+from .retention import SHORT_RETENTION_DAYS
 from .settings import HealthSettings
 from .state import LoopState
 
-__all__ = ("HealthReport", "HealthServer", "evaluate", "probe")
+__all__ = ("HealthReport", "HealthServer", "archive_warnings", "evaluate", "probe")
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class HealthReport:
     backlog_bytes: int
     backlog_oldest_age_seconds: float
     reasons: list[str] = field(default_factory=list)
+    source_lost_bytes: int = 0
+    verify_missing: int | None = None
+    retention_days: float | None = None
 
     @property
     def http_status(self) -> int:
@@ -58,9 +62,12 @@ def evaluate(
     if ready and not state.db_up:
         status = "unhealthy"
         reasons.append(f"database unavailable (last error: {state.last_error or 'none yet'})")
-    if ready and backlog_age > BACKLOG_DEGRADED_AFTER_SECONDS and status == "healthy":
-        status = "degraded"
+    if ready and backlog_age > BACKLOG_DEGRADED_AFTER_SECONDS:
         reasons.append(f"oldest waiting data is {backlog_age:.0f}s old")
+    warnings = archive_warnings(state)
+    reasons += warnings
+    if status == "healthy" and (warnings or (ready and backlog_age > BACKLOG_DEGRADED_AFTER_SECONDS)):
+        status = "degraded"
     return HealthReport(
         status,
         round(age, 3),
@@ -69,7 +76,28 @@ def evaluate(
         state.backlog_bytes,
         round(backlog_age, 3),
         reasons,
+        state.source_lost_bytes,
+        state.verify_missing,
+        state.retention_days,
     )
+
+
+def archive_warnings(state: LoopState) -> list[str]:
+    """Zero loss, observed: recorded losses, a mismatch at the last scrub, a short source retention."""
+    warnings = []
+    if state.source_lost_bytes > 0:
+        warnings.append(
+            f"{state.source_lost_bytes} bytes of transcript lines vanished from disk before they were "
+            f"imported ({state.source_loss_events} event(s), see mnemo.source_losses)"
+        )
+    if state.verify_missing:
+        warnings.append(f"the last scrub found {state.verify_missing} line(s) missing from the archive")
+    if state.retention_days is not None and state.retention_days < SHORT_RETENTION_DAYS:
+        warnings.append(
+            f"Claude Code deletes transcripts after {state.retention_days:g} day(s) (cleanupPeriodDays): "
+            "an importer outage longer than that loses history"
+        )
+    return warnings
 
 
 class HealthServer:

@@ -29,6 +29,7 @@ __all__ = (
     "Quarantine",
     "Role",
     "Sink",
+    "SourceLoss",
     "TranscriptFile",
 )
 
@@ -143,6 +144,22 @@ class FileRead:
     identity: FileIdentity
     exhausted: bool
     pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLoss:
+    """Complete lines seen on disk that vanished before they were committed.
+
+    ``seen_end`` is where the complete lines seen ended; ``committed`` the checkpoint then (``None``
+    when this process never learned it: the ledger asks the database). ``reason``: deleted,
+    truncated or replaced.
+    """
+
+    path: str
+    reason: str
+    seen_end: int
+    committed: int | None
+    detected_at: float
 
 
 # -- writing ----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .host import default_host_id, valid_host_id
+from .retention import settings_path
 from .transcripts.discovery import default_roots
 
 __all__ = (
@@ -22,6 +23,7 @@ __all__ = (
     "RetrySettings",
     "Settings",
     "TelemetrySettings",
+    "VerifySettings",
     "WatchdogSettings",
 )
 
@@ -77,6 +79,13 @@ class TelemetrySettings(BaseModel):
     )
 
 
+class VerifySettings(BaseModel):
+    interval_seconds: float = Field(
+        86400.0, ge=0, description="Period of the daemon's scrub of the archive against the files; 0 = off."
+    )
+    niceness: int = Field(10, ge=0, le=19, description="Scheduling priority of the scrub's keying process.")
+
+
 class Settings(BaseSettings):
     """Configuration. ``MNEMO_DATABASE_URL`` unset means: use the embedded PostgreSQL.
 
@@ -94,9 +103,14 @@ class Settings(BaseSettings):
         description="This machine in a fleet: checkpoints, rows and service.instance.id carry it.",
     )
     roots: list[Path] = Field(default_factory=lambda: default_roots(os.environ))
+    claude_settings: Path = Field(
+        default_factory=lambda: settings_path(os.environ),
+        description="Claude Code's settings.json, read for cleanupPeriodDays (the retention guard).",
+    )
     data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("mnemo-otel"))
     imports: ImportSettings = Field(default_factory=ImportSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)

@@ -23,6 +23,14 @@ class LoopState:
     backlog_since: float | None = None
     last_error: str | None = None
     fleet_members: tuple[str, ...] = ()  # hosts that must beat, as last read from the database
+    # Zero loss, observed: written by the scrub and the loss ledger, loaded from the database at start.
+    verify_interval: float = 0.0
+    verify_last_run: float | None = None
+    verify_missing: int | None = None
+    verify_repaired: int = 0
+    source_lost_bytes: int = 0
+    source_loss_events: int = 0
+    retention_days: float | None = None
 
     def beat(self) -> None:
         """Called by the work loop itself, never by a timer: a stuck loop stops beating."""
@@ -42,6 +50,15 @@ class LoopState:
         self.db_up = False
         self.last_error = error_type
         self.beat()
+
+    def scrubbed(self, *, at: float, missing: int, repaired: int) -> None:
+        self.verify_last_run = at
+        self.verify_missing = missing
+        self.verify_repaired += repaired
+
+    def source_lost(self, lost_bytes: int, events: int = 1) -> None:
+        self.source_lost_bytes += lost_bytes
+        self.source_loss_events += events
 
     def backlog(self, waiting_bytes: int, since: float | None) -> None:
         self.backlog_bytes = waiting_bytes

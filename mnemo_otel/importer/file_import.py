@@ -61,6 +61,10 @@ class FileProgress:
     # (inode, size, mtime) when the file was last read to its end: unchanged means nothing to do.
     # Size alone is not enough: a file replaced by one of the same size must be looked at again.
     read_through: tuple[int, int, int] | None = None
+    # Where the complete lines seen on disk end, and on which inode: bytes seen but not committed
+    # when the file vanishes are a loss (``loss.py``).
+    seen_inode: int | None = None
+    seen_end: int = 0
 
     @property
     def backlog(self) -> int:

@@ -25,8 +25,10 @@ from ..model import BatchOutcome, ImportObserver, NullObserver, Sink, Transcript
 from ..settings import ImportSettings, RetrySettings
 from ..state import LoopState
 from ..transcripts.discovery import discover
+from . import loss
 from ._concurrency import run_all
 from .file_import import FileImporter, FileProgress
+from .loss import OnLoss
 
 __all__ = ("ImportSummary", "Importer")
 
@@ -76,6 +78,7 @@ class Importer:
         retry_for: float | None = None,
         observer: ImportObserver | None = None,
         state: LoopState | None = None,
+        on_loss: OnLoss | None = None,
     ) -> None:
         self.sink = sink
         self.roots = list(roots)
@@ -89,6 +92,8 @@ class Importer:
         self._not_regular: dict[Path, str] = {}
         self._unreadable: dict[Path, tuple[str, tuple[int, ...] | None]] = {}
         self._backlog_updated = 0.0
+        self._on_loss = on_loss
+        self._unmarked: set[str] = set()  # vanished files the database has not been told about yet
         self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
         self._changed = anyio.Event()
 
@@ -236,14 +241,24 @@ class Importer:
         logger.warning("skipping transcript: %s", exc)
 
     async def _mark_missing(self) -> None:
-        present = {str(p) for p in self._files if p.exists()}
-        gone = [str(p) for p in self._files if str(p) not in present]
+        gone = [p for p in self._files if not p.exists()]
         for path in gone:
-            self._files.pop(Path(path), None)
-            self._unreadable.pop(Path(path), None)
-        if gone:
-            await self.sink.mark_missing(gone)
-            logger.info("%d transcript(s) deleted from disk; their data stays in the database", len(gone))
+            progress = self._files.pop(path)
+            self._unreadable.pop(path, None)
+            if self._on_loss is not None:
+                loss.vanished(path, progress, self._on_loss)
+        self._unmarked.update(str(p) for p in gone)
+        if not self._unmarked:
+            return
+        try:
+            await self.sink.mark_missing(sorted(self._unmarked))
+        except StoreError as exc:  # told on a later pass; the files' data is in the database already
+            logger.warning("cannot note deleted transcripts yet (%s)", exc.error_type)
+            return
+        logger.info(
+            "%d transcript(s) deleted from disk; their data stays in the database", len(self._unmarked)
+        )
+        self._unmarked.clear()
 
     def _by_directory_oldest_first(self, files: list[TranscriptFile]) -> list[list[TranscriptFile]]:
         """Files grouped by directory, oldest first within each: one worker takes a whole group.
@@ -270,6 +285,8 @@ class Importer:
                 continue
             progress = self._files.setdefault(transcript.path, FileProgress())
             progress.size, progress.mtime = stat.st_size, stat.st_mtime
+            if self._on_loss is not None:
+                loss.observe(transcript.path, progress, stat, self._on_loss)
 
     def _update_backlog(self) -> None:
         self._backlog_updated = time.monotonic()

@@ -99,6 +99,22 @@ class ImportTelemetry:
             meter.create_observable_gauge(metric.name, [callback], metric.unit, metric.description)
         cpu = names.PROCESS_CPU_TIME
         meter.create_observable_counter(cpu.name, [self._cpu], cpu.unit, cpu.description)
+        self._observe_archive(meter)
+
+    def _observe_archive(self, meter: metrics.Meter) -> None:
+        """Zero loss, observed: the scrub's findings, recorded losses and the source's retention."""
+        for metric, callback in (
+            (names.VERIFY_MISSING, self._verify_missing),
+            (names.VERIFY_LAST_RUN, self._verify_last_run),
+            (names.VERIFY_INTERVAL, self._verify_interval),
+            (names.SOURCE_RETENTION, self._retention),
+        ):
+            meter.create_observable_gauge(metric.name, [callback], metric.unit, metric.description)
+        for metric, callback in (
+            (names.VERIFY_REPAIRED, self._verify_repaired),
+            (names.SOURCE_LOST, self._source_lost),
+        ):
+            meter.create_observable_counter(metric.name, [callback], metric.unit, metric.description)
 
     # -- the observer hooks ----------------------------------------------------------------------
 
@@ -178,6 +194,28 @@ class ImportTelemetry:
         times = self._process.cpu_times()
         yield Observation(times.user, {"cpu.mode": "user"})
         yield Observation(times.system, {"cpu.mode": "system"})
+
+    def _verify_missing(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._state.verify_missing is not None:
+            yield Observation(self._state.verify_missing)
+
+    def _verify_last_run(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._state.verify_last_run is not None:
+            yield Observation(self._state.verify_last_run)
+
+    def _verify_interval(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._state.verify_interval > 0:
+            yield Observation(self._state.verify_interval)
+
+    def _verify_repaired(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._state.verify_repaired)
+
+    def _source_lost(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._state.source_lost_bytes)
+
+    def _retention(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._state.retention_days is not None:
+            yield Observation(self._state.retention_days * 86400)
 
     def _fs_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
         for volume, path, total, free in self._volume_usage():

@@ -207,6 +207,43 @@ FLEET_MEMBER: Final = _metric(
     "importer last read it from the database: the heartbeat alert's list of hosts that must beat.",
 )
 
+VERIFY_MISSING: Final = _metric(
+    "mnemo.importer.verify.missing",
+    "{entry}",
+    MetricKind.GAUGE,
+    "Lines on disk the archive did not hold at the last scrub (before its repair).",
+)
+VERIFY_REPAIRED: Final = _metric(
+    "mnemo.importer.verify.repaired",
+    "{entry}",
+    MetricKind.COUNTER,
+    "Lines a scrub found missing and stored from the source.",
+)
+VERIFY_LAST_RUN: Final = _metric(
+    "mnemo.importer.verify.last_run.timestamp",
+    "s",
+    MetricKind.GAUGE,
+    "Unix time the last scrub completed (kept across restarts).",
+)
+VERIFY_INTERVAL: Final = _metric(
+    "mnemo.importer.verify.interval",
+    "s",
+    MetricKind.GAUGE,
+    "Configured period between scrubs (absent when scrubbing is off).",
+)
+SOURCE_LOST: Final = _metric(
+    "mnemo.importer.source.lost",
+    "By",
+    MetricKind.COUNTER,
+    "Bytes of complete lines seen on disk that vanished before they were committed (all recorded).",
+)
+SOURCE_RETENTION: Final = _metric(
+    "mnemo.importer.source.retention",
+    "s",
+    MetricKind.GAUGE,
+    "How long Claude Code keeps transcripts before deleting them (its cleanupPeriodDays).",
+)
+
 METRICS: Final[tuple[MetricName, ...]] = (
     HEARTBEAT,
     LAST_SUCCESS,
@@ -227,4 +264,10 @@ METRICS: Final[tuple[MetricName, ...]] = (
     FILESYSTEM_UTILIZATION,
     FILESYSTEM_FREE,
     FLEET_MEMBER,
+    VERIFY_MISSING,
+    VERIFY_REPAIRED,
+    VERIFY_LAST_RUN,
+    VERIFY_INTERVAL,
+    SOURCE_LOST,
+    SOURCE_RETENTION,
 )

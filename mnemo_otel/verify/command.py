@@ -16,6 +16,8 @@ from .._version import __version__
 from ..daemon import open_sink
 from ..settings import Settings
 from ..state import LoopState
+from ..store import ledger
+from ..store.postgres import translate_errors
 from ..telemetry.instruments import SCOPE, ImportTelemetry
 from .repair import repair_missing
 from .report import VerifyReport
@@ -47,6 +49,9 @@ async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: b
                 )
                 report.trace_id = trace_id
                 span.set_attribute("mnemo.verify.repaired", report.repaired)
+        async with translate_errors(), sink.connection() as conn:
+            totals = await ledger.loss_totals(conn, None)
+        report.source_lost = {"events": totals.events, "bytes": totals.lost_bytes}
         return report
     finally:
         await sink.aclose()

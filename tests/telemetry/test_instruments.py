@@ -70,6 +70,11 @@ async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
     importer = Importer(sink, roots=[transcripts], retry=FAST_RETRY, observer=telemetry, state=harness.state)
     await importer.import_once()
     harness.state.fleet_members = ("desk", "laptop")  # what the daemon last read from mnemo.hosts
+    # what the daemon's maintenance task writes (tested on the daemon in tests/verify)
+    harness.state.scrubbed(at=1234.0, missing=3, repaired=3)
+    harness.state.verify_interval = 60.0
+    harness.state.retention_days = 30.0
+    harness.state.source_lost(100)
     points = harness.points()
     kinds = {
         names.MetricKind.GAUGE: "Gauge",
@@ -89,6 +94,10 @@ async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
     assert quarantined["invalid_json"] == 1
     assert [p.value for p in points[names.EXCHANGES_IMPORTED.name]] == [1]
     assert points[names.IMPORT_DURATION.name][0].count == 1
+    archive = (names.VERIFY_MISSING, names.VERIFY_REPAIRED, names.VERIFY_LAST_RUN, names.VERIFY_INTERVAL)
+    assert [points[m.name][0].value for m in archive] == [3, 3, 1234.0, 60.0]
+    assert points[names.SOURCE_LOST.name][0].value == 100
+    assert points[names.SOURCE_RETENTION.name][0].value == 30 * 86400
     volumes = {p.attributes[names.ATTR_VOLUME] for p in points[names.FILESYSTEM_FREE.name]}
     assert volumes == {"watched", "data"}
     members = {p.attributes[names.ATTR_FLEET_HOST]: p.value for p in points[names.FLEET_MEMBER.name]}

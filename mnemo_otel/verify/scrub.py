@@ -1,0 +1,138 @@
+"""The daemon's chores beside the import loop: the periodic scrub, the loss ledger, the retention guard.
+
+The scrub checks only what each file's checkpoint says was imported (lines past it are the live
+importer's), keys in one worker process at low CPU priority, and looks keys up on its own database
+connection, so the live import keeps its latency while a scrub runs. What it finds missing is
+repaired from the source at once; the count found (before the repair) is the ``verify.missing``
+gauge, and each completed scrub is recorded, so "when did it last run" survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+from opentelemetry import trace
+
+from .._version import __version__
+from ..errors import MnemoError
+from ..model import NullObserver
+from ..retention import cleanup_period_days
+from ..settings import Settings
+from ..state import LoopState
+from ..store import ledger
+from ..store.postgres import PostgresSink, translate_errors
+from ..telemetry.instruments import SCOPE
+from .losses import LossLedger
+from .repair import repair_missing
+from .run import VerifyOptions, run_verify
+
+__all__ = ("SPAN_SCRUB", "Maintenance")
+
+logger = logging.getLogger("mnemo_otel.verify")
+
+SPAN_SCRUB = "mnemo.verify.scrub"
+TICK_SECONDS = 1.0
+RETENTION_EVERY_SECONDS = 60.0
+SCRUB_RETRY_SECONDS = 60.0
+
+
+class Maintenance:
+    def __init__(
+        self,
+        *,
+        sink: PostgresSink,
+        losses: LossLedger,
+        roots: Sequence[Path],
+        settings: Settings,
+        state: LoopState,
+    ) -> None:
+        self._sink = sink  # its own pool: the scrub never takes a connection from the importer
+        self._losses = losses
+        self._roots = list(roots)
+        self._settings = settings
+        self._state = state
+        self._tracer = trace.get_tracer(SCOPE, __version__)
+        state.verify_interval = settings.verify.interval_seconds
+
+    async def load(self) -> None:
+        """What earlier runs recorded: the loss total and the last scrub of this host."""
+        self._refresh_retention()
+        await self._losses.load()
+        async with translate_errors(), self._sink.connection() as conn:
+            last = await ledger.last_scrub(conn, self._settings.host_id)
+        if last is not None:
+            self._state.verify_last_run, self._state.verify_missing = last.finished_at, last.missing
+
+    async def run(self) -> None:
+        interval = self._settings.verify.interval_seconds
+        last = self._state.verify_last_run
+        next_scrub = time.time() if last is None else last + interval
+        next_retention = time.time() + RETENTION_EVERY_SECONDS
+        while True:
+            now = time.time()
+            if now >= next_retention:
+                self._refresh_retention()
+                next_retention = now + RETENTION_EVERY_SECONDS
+            await self._flush_losses()
+            if interval > 0 and now >= next_scrub:
+                done = await self.scrub()
+                next_scrub = time.time() + (interval if done else min(interval, SCRUB_RETRY_SECONDS))
+            await anyio.sleep(TICK_SECONDS)
+
+    async def scrub(self) -> bool:
+        """One scrub and its repair; ``False`` if it could not complete (retried later)."""
+        started = time.time()
+        options = VerifyOptions(
+            max_line_bytes=self._settings.imports.max_line_bytes,
+            workers=1,
+            niceness=self._settings.verify.niceness,
+            committed_only=True,
+        )
+        with self._tracer.start_as_current_span(SPAN_SCRUB) as span:
+            context = span.get_span_context()
+            trace_id = format(context.trace_id, "032x") if context.is_valid else None
+            try:
+                report = await run_verify(self._sink, self._roots, options)
+                repaired = await repair_missing(
+                    self._sink,
+                    report.all_missing,
+                    settings=self._settings.imports,
+                    observer=NullObserver(),
+                    trace_id=trace_id,
+                )
+                async with translate_errors(), self._sink.connection() as conn:
+                    finished = await ledger.record_scrub(
+                        conn,
+                        self._settings.host_id,
+                        started_at=started,
+                        counts=(report.files, report.lines, report.missing, repaired),
+                        trace_id=trace_id,
+                    )
+            except (MnemoError, anyio.BrokenWorkerProcess) as exc:
+                logger.warning("scrub did not complete (%s); retrying later", type(exc).__name__)
+                return False
+            span.set_attributes({"mnemo.verify.missing": report.missing, "mnemo.verify.repaired": repaired})
+        self._state.scrubbed(at=finished, missing=report.missing, repaired=repaired)
+        log = logger.warning if report.missing else logger.info
+        log(
+            "scrub checked %d lines in %d files: %d missing, %d repaired (%.1fs)",
+            report.lines,
+            report.files,
+            report.missing,
+            repaired,
+            report.duration_seconds,
+        )
+        return True
+
+    async def _flush_losses(self) -> None:
+        try:
+            await self._losses.flush()
+        except MnemoError as exc:
+            logger.debug("source losses not recorded yet (%s)", exc.error_type)
+
+    def _refresh_retention(self) -> None:
+        self._state.retention_days = cleanup_period_days(self._settings.claude_settings)

@@ -1,0 +1,206 @@
+"""The daemon's own zero-loss checks, on real processes: the periodic scrub repairs rows deleted behind
+its back and says so in telemetry; lines lost with the database down are counted and recorded, and
+still reported after a restart; the retention guard warns in ``health``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+from mnemo_otel.telemetry import names
+from testkit import free_port, http_get, wait_for
+from testkit.importing import clean_env, entry
+from testkit.otlp_sink import OtlpSink, running_sink
+from testkit.postgres_server import PostgresServer
+
+from ..telemetry.daemon import daemon_env, metric_points, running_daemon
+
+
+def _sql(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    return anyio.run(run)
+
+
+def _count(dsn: str, sql: str) -> int:
+    try:
+        return int(_sql(dsn, sql)[0][0])
+    except (OSError, asyncpg.PostgresError):
+        return -1
+
+
+def _last(sink: OtlpSink, metric: names.MetricName) -> float | None:
+    points = metric_points(sink, metric.name)
+    if not points:
+        return None
+    point = points[-1][1]
+    return float(point.as_int if point.HasField("as_int") else point.as_double)
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpSink]:
+    with running_sink() as sink:
+        yield sink
+
+
+def test_scrub__finds_rows_deleted_behind_its_back_exports_the_count_and_repairs_them(
+    database_url: str, transcripts: Path, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    keys = [f"k{i}" for i in range(40)]
+    (transcripts / "s.jsonl").write_bytes(b"".join(entry(k) for k in keys) + b"{not json\n")
+    env = daemon_env(database_url, otlp.url, MNEMO_VERIFY__INTERVAL_SECONDS="1")
+    with running_daemon(transcripts, env, tmp_path / "daemon.log") as proc:
+        wait_for(
+            lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 40,
+            timeout=60,
+            what="import",
+        )
+        wait_for(lambda: _last(otlp, names.VERIFY_MISSING) == 0, timeout=60, what="a clean scrub exported")
+        first_run = _last(otlp, names.VERIFY_LAST_RUN)
+        assert first_run is not None and _last(otlp, names.VERIFY_INTERVAL) == 1
+
+        gone = {
+            r["key"]
+            for r in _sql(
+                database_url, "DELETE FROM mnemo.entries WHERE key IN ('k3','k17','k30') RETURNING key"
+            )
+        }
+        _sql(database_url, "DELETE FROM mnemo.quarantine")
+        wait_for(
+            lambda: any(p.as_int == 4 for _, p in metric_points(otlp, names.VERIFY_MISSING.name)),
+            timeout=60,
+            what="the scrub to export 4 missing lines",
+        )
+        wait_for(
+            lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 40,
+            timeout=60,
+            what="repair",
+        )
+        assert _count(database_url, "SELECT count(*) FROM mnemo.quarantine") == 1
+        wait_for(
+            lambda: (_last(otlp, names.VERIFY_REPAIRED) or 0) >= 4, timeout=30, what="the repaired counter"
+        )
+        wait_for(
+            lambda: _last(otlp, names.VERIFY_MISSING) == 0, timeout=60, what="the next scrub to be clean"
+        )
+        assert (_last(otlp, names.VERIFY_LAST_RUN) or 0) > first_run
+
+        # the repaired rows carry the trace id of the scrub that wrote them
+        scrubs = {s.trace_id for s in otlp.wait_for_spans(lambda s: s.name == "mnemo.verify.scrub")}
+        traces = {
+            r["import_trace_id"]
+            for r in _sql(
+                database_url,
+                "SELECT import_trace_id FROM mnemo.entries WHERE key = ANY($1::text[])",
+                sorted(gone),
+            )
+        }
+        assert len(traces) == 1 and traces <= scrubs
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    runs = _sql(database_url, "SELECT missing, repaired FROM mnemo.verify_runs ORDER BY id")
+    assert (4, 4) in [(r["missing"], r["repaired"]) for r in runs]
+
+
+def test_source_lost__lines_deleted_while_the_database_is_down_are_counted_recorded_and_kept(
+    transcripts: Path, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        _lost_while_down(server, transcripts, tmp_path, otlp)
+    finally:
+        server.destroy()
+
+
+def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, otlp: OtlpSink) -> None:
+    dsn = server.dsn()
+    path = transcripts / "s.jsonl"
+    path.write_bytes(entry("a") + entry("b"))
+    port = free_port()
+    claude = tmp_path / "claude"
+    claude.mkdir()
+    (claude / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 3}))
+    env = daemon_env(
+        dsn,
+        otlp.url,
+        MNEMO_HEALTH__PORT=str(port),
+        MNEMO_RETRY__INITIAL_SECONDS="0.1",
+        MNEMO_RETRY__MAX_SECONDS="0.5",
+        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1",
+        CLAUDE_CONFIG_DIR=str(claude),
+    )
+    appended = entry("c") + entry("d") + entry("e")
+    with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
+        wait_for(lambda: _count(dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
+        server.stop()
+        with path.open("ab") as f:
+            f.write(appended + b'{"type":"user","uuid":"partial"')  # the unterminated tail is not a loss
+        wait_for(lambda: _health(port)["backlog_bytes"] >= len(appended), timeout=30, what="the append seen")
+        path.unlink()
+        server.start()
+        wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=60, what="source.lost")
+        wait_for(
+            lambda: _count(dsn, "SELECT count(*) FROM mnemo.source_losses") == 1,
+            timeout=60,
+            what="the record",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    row = _sql(dsn, "SELECT source_path, reason, lost_bytes, host_id FROM mnemo.source_losses")[0]
+    assert (row["source_path"], row["reason"], row["lost_bytes"]) == (str(path), "deleted", len(appended))
+
+    with otlp._lock:
+        otlp.metrics.clear()  # what follows comes from the restarted daemon
+    with running_daemon(transcripts, env, tmp_path / "second.log") as proc:
+        health = wait_for(
+            lambda: (h := _health(port))["source_lost_bytes"] == len(appended) and h,
+            timeout=60,
+            what="health to report the loss after the restart (loaded from the database)",
+        )
+        assert health["status"] == "degraded"
+        assert any("vanished from disk" in r for r in health["reasons"])
+        assert any("after 3 day(s)" in r for r in health["reasons"])  # the retention guard
+        wait_for(lambda: _last(otlp, names.SOURCE_RETENTION) == 3 * 86400, timeout=30, what="retention")
+        wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=30, what="lost, restarted")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+
+def _health(port: int) -> dict[str, Any]:
+    _, body = http_get(f"http://127.0.0.1:{port}/healthz")
+    report: dict[str, Any] = json.loads(body)
+    return report
+
+
+def test_verify_command__reports_recorded_losses(database_url: str, transcripts: Path) -> None:
+    _sql(
+        database_url,
+        "INSERT INTO mnemo.source_losses (host_id, source_path, reason, lost_bytes, detected_at)"
+        " VALUES ('h', '/x.jsonl', 'deleted', 123, now())",
+    )
+    (transcripts / "s.jsonl").write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, "-m", "mnemo_otel", "verify", "--json", str(transcripts)],
+        capture_output=True,
+        text=True,
+        env=clean_env(MNEMO_DATABASE_URL=database_url, OTEL_SDK_DISABLED="true"),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["source_lost"] == {"events": 1, "bytes": 123}
