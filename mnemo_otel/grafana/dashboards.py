@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from mnemo_otel.grafana.archive import archive_row
 from mnemo_otel.grafana.fleet_panels import fleet_table, host_variable, restrict_panels
 from mnemo_otel.grafana.kpi import KPI_HEIGHT, kpi_row
 from mnemo_otel.grafana.panels import panel as _panel
@@ -270,7 +271,7 @@ def _traces_and_logs() -> list[dict[str, Any]]:
 def dashboard() -> dict[str, Any]:
     """The ``grafana/dashboards/mnemo-importer.json`` model."""
     panels = [*_status_row(), *_throughput_rows(), *_problem_rows(), *_resource_row()]
-    panels += [*_pipeline_row(), *_traces_and_logs()]
+    panels += [*_pipeline_row(), *_traces_and_logs(), *archive_row(70)]
     restrict_panels(panels)
     panels.append(fleet_table((0, 62, 24, 8)))
     for below in panels:  # the objectives (all hosts) come first

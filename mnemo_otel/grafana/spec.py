@@ -107,6 +107,10 @@ class PanelId(IntEnum):
     PIPELINE = 23
     AVAILABILITY = 50
     IMPORT_SUCCESS = 52
+    ARCHIVE_MISSING = 60
+    SCRUB_AGE = 61
+    SOURCE_LOST = 62
+    RETENTION = 63
 
 
 NoDataState = Literal["Alerting", "NoData", "OK", "KeepLast"]

@@ -15,10 +15,9 @@ from opentelemetry import trace
 from .._version import __version__
 from ..daemon import open_sink
 from ..settings import Settings
-from ..state import LoopState
 from ..store import ledger
 from ..store.postgres import translate_errors
-from ..telemetry.instruments import SCOPE, ImportTelemetry
+from ..telemetry.instruments import SCOPE
 from .repair import repair_missing
 from .report import VerifyReport
 from .run import VerifyOptions, run_verify
@@ -44,7 +43,6 @@ async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: b
                     sink,
                     report.all_missing,
                     settings=settings.imports,
-                    observer=ImportTelemetry(LoopState()),
                     trace_id=trace_id,
                 )
                 report.trace_id = trace_id

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,16 @@ import anyio.to_thread
 
 from ..errors import BatchRejected
 from ..importer.file_import import FileImporter, FileProgress, rejected_line
-from ..model import BadLine, Batch, BatchOutcome, Entry, FileIdentity, ImportObserver, TranscriptFile
+from ..model import (
+    BadLine,
+    Batch,
+    BatchOutcome,
+    Entry,
+    FileIdentity,
+    FileImportSpan,
+    NullObserver,
+    TranscriptFile,
+)
 from ..settings import ImportSettings
 from ..state import LoopState
 from ..store.postgres import PostgresSink
@@ -40,7 +50,6 @@ async def repair_missing(
     missing: Iterable[Missing],
     *,
     settings: ImportSettings,
-    observer: ImportObserver,
     trace_id: str | None,
 ) -> int:
     """Store the missing lines; returns how many rows (entries and quarantine) this wrote."""
@@ -55,7 +64,7 @@ async def repair_missing(
         if behind:
             repaired += await _restore(sink, path, root, behind, settings, trace_id)
         if len(behind) < len(wanted):
-            repaired += await _import_rest(sink, TranscriptFile(Path(root), Path(path)), settings, observer)
+            repaired += await _import_rest(sink, TranscriptFile(Path(root), Path(path)), settings, trace_id)
     return repaired
 
 
@@ -131,10 +140,23 @@ def _identity(path: str) -> FileIdentity:
     return FileIdentity(stat.st_dev, stat.st_ino, "", 0)
 
 
+class _RepairObserver(NullObserver):
+    """Observes nothing, but hands the repair's trace id to the import, which puts it on the rows."""
+
+    def __init__(self, trace_id: str | None) -> None:
+        self._trace_id = trace_id
+
+    @contextmanager
+    def file_import(self, transcript: TranscriptFile) -> Iterator[FileImportSpan]:
+        with super().file_import(transcript) as span:
+            span.trace_id = self._trace_id
+            yield span
+
+
 async def _import_rest(
-    sink: PostgresSink, transcript: TranscriptFile, settings: ImportSettings, observer: ImportObserver
+    sink: PostgresSink, transcript: TranscriptFile, settings: ImportSettings, trace_id: str | None
 ) -> int:
     outcome = BatchOutcome()
-    importer = FileImporter(sink, settings, observer, LoopState())
+    importer = FileImporter(sink, settings, _RepairObserver(trace_id), LoopState())
     await importer.import_file(transcript, FileProgress(), outcome, report_tails=False)
     return sum(outcome.stored.values()) + sum(outcome.quarantined.values())

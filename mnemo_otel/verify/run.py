@@ -23,10 +23,11 @@ from ..store.postgres import PostgresSink, translate_errors
 from ..transcripts.discovery import discover
 from .lookup import check_keyed
 from .report import Tally, VerifyReport
-from .segments import Segment, key_segments, plan_tasks
+from .segments import SEGMENT_BYTES, Segment, key_segments, plan_tasks
 
 __all__ = ("VerifyOptions", "run_verify")
 
+IN_PROCESS_BYTES: Final = 4 * 1024 * 1024
 COMMITTED: Final = "SELECT path, committed_offset, inode FROM mnemo.files WHERE path = ANY($1::text[])"
 
 
@@ -39,6 +40,9 @@ class VerifyOptions:
     workers: int = 2
     niceness: int = 0
     committed_only: bool = False
+    segment_bytes: int = SEGMENT_BYTES
+    in_process_bytes: int = IN_PROCESS_BYTES
+    """Up to this much in all, keying runs in a thread: a worker process would cost more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +56,17 @@ async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyO
     found = await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
     limits = await _committed(sink, [path for path, _ in found]) if options.committed_only else None
     plan = await anyio.to_thread.run_sync(_plan, found, limits)
-    tasks = iter(await anyio.to_thread.run_sync(lambda: list(plan_tasks(plan.files))))
+    tasks = iter(
+        await anyio.to_thread.run_sync(lambda: list(plan_tasks(plan.files, task_bytes=options.segment_bytes)))
+    )
     tally = Tally()
     limiter = anyio.CapacityLimiter(options.workers)
 
     async def worker() -> None:
         for task in tasks:  # shared: each task goes to exactly one worker
-            await _check_task(sink, task, options, limiter, tally)
+            await _check_task(
+                sink, task, options, limiter, tally, small=plan.size <= options.in_process_bytes
+            )
 
     # One more checker than processes: a worker process is never idle while we wait on the database.
     await run_all(*[worker] * (options.workers + 1))
@@ -71,10 +79,15 @@ async def _check_task(
     options: VerifyOptions,
     limiter: anyio.CapacityLimiter,
     tally: Tally,
+    *,
+    small: bool,
 ) -> None:
-    keyed_segments = await anyio.to_process.run_sync(
-        key_segments, task, options.max_line_bytes, options.niceness, limiter=limiter
-    )
+    if small:  # not worth a worker process (a scrub of a small archive, a test)
+        keyed_segments = await anyio.to_thread.run_sync(key_segments, task, options.max_line_bytes, 0)
+    else:
+        keyed_segments = await anyio.to_process.run_sync(
+            key_segments, task, options.max_line_bytes, options.niceness, limiter=limiter
+        )
     for keyed in keyed_segments:
         path = keyed.segment.path
         if keyed.error is not None:

@@ -19,7 +19,6 @@ from opentelemetry import trace
 
 from .._version import __version__
 from ..errors import MnemoError
-from ..model import NullObserver
 from ..retention import cleanup_period_days
 from ..settings import Settings
 from ..state import LoopState
@@ -101,7 +100,6 @@ class Maintenance:
                     self._sink,
                     report.all_missing,
                     settings=self._settings.imports,
-                    observer=NullObserver(),
                     trace_id=trace_id,
                 )
                 async with translate_errors(), self._sink.connection() as conn:

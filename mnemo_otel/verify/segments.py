@@ -58,7 +58,7 @@ def plan_tasks(
     for path, root, end in files:
         for segment in _cut(path, root, end, task_bytes):
             task.append(segment)
-            size += _length(segment, end)
+            size += _length(segment, end, task_bytes)
             if size >= task_bytes:
                 yield task
                 task, size = [], 0
@@ -80,10 +80,10 @@ def _cut(path: str, root: str, end: int, task_bytes: int) -> Iterator[Segment]:
         yield Segment(path, root, start, min(start + task_bytes, end))
 
 
-def _length(segment: Segment, end: int) -> int:
+def _length(segment: Segment, end: int, task_bytes: int) -> int:
     if segment.stop is not None:
         return segment.stop - segment.start
-    return SEGMENT_BYTES if end < 0 else max(0, end - segment.start)
+    return task_bytes if end < 0 else max(0, end - segment.start)
 
 
 def key_segments(segments: list[Segment], max_line_bytes: int, niceness: int) -> list[Keyed]:
