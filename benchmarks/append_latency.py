@@ -49,6 +49,7 @@ class Latency:
     appended: dict[str, float] = field(default_factory=dict)  # key -> wall time after write()
     committed: dict[str, float] = field(default_factory=dict)  # key -> imported_at
     visible: dict[str, float] = field(default_factory=dict)  # key -> first seen by the poller
+    daemon_log: str = ""  # what the daemon logged during the run (benchmarks.verify counts scrubs in it)
 
     def commit_latencies(self) -> list[float]:
         return sorted(self.committed[k] - t for k, t in self.appended.items() if k in self.committed)
@@ -57,19 +58,25 @@ class Latency:
         return sorted(self.visible[k] - t for k, t in self.appended.items() if k in self.visible)
 
 
-def measure(appends: int, *, seed: int = 13) -> Latency:
+def measure(
+    appends: int, *, seed: int = 13, corpus_mb: float = 1.0, env: dict[str, str] | None = None
+) -> Latency:
+    """``corpus_mb`` already imported before the appends start; ``env`` adds daemon settings."""
     result = Latency(appends=appends)
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="mnemo-bench-latency-") as tmp:
         root = Path(tmp) / "projects"
-        write_corpus(root, target_bytes=1 * MB, seed=seed)
+        write_corpus(root, target_bytes=int(corpus_mb * MB), seed=seed)
         server = PostgresServer()
         try:
             server.start()
             dsn = create_database(server, "bench_latency")
             with running_sink() as sink, (Path(tmp) / "daemon.log").open("wb") as log:
                 env = base_env(
-                    MNEMO_DATABASE_URL=dsn, MNEMO_HEALTH__PORT="0", OTEL_EXPORTER_OTLP_ENDPOINT=sink.url
+                    MNEMO_DATABASE_URL=dsn,
+                    MNEMO_HEALTH__PORT="0",
+                    OTEL_EXPORTER_OTLP_ENDPOINT=sink.url,
+                    **(env or {}),
                 )
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "mnemo_otel", "run", str(root)],
@@ -87,6 +94,7 @@ def measure(appends: int, *, seed: int = 13) -> Latency:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait()
+            result.daemon_log = (Path(tmp) / "daemon.log").read_text(errors="replace")
         finally:
             server.destroy()
     return result

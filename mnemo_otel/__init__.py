@@ -36,11 +36,11 @@ from .model import (
     Sink,
     TranscriptFile,
 )
-from .settings import Settings
 from .state import LoopState
 
 if TYPE_CHECKING:
     from .importer import Importer, ImportSummary
+    from .settings import Settings
     from .store.postgres import PostgresSink
 
 __all__ = (
@@ -74,11 +74,12 @@ _LAZY = {
     "Importer": ".importer",
     "ImportSummary": ".importer",
     "PostgresSink": ".store.postgres",
+    "Settings": ".settings",  # pydantic: too heavy for the health probe and verify's worker processes
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Load the importer and the PostgreSQL sink only when asked for."""
+    """Load the importer, the PostgreSQL sink and the settings only when asked for."""
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value

@@ -20,6 +20,8 @@ from .turns import classify
 
 __all__ = ("key_line", "parse_line")
 
+_ASCII_SPACE = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() removes
+
 
 def parse_line(raw: RawLine | OversizeLine) -> Entry | BadLine | None:
     """Classify one line; ``None`` for a blank line (skipped, not quarantined)."""
@@ -55,7 +57,7 @@ def _decode(raw: RawLine | OversizeLine) -> tuple[bytes, dict[str, Any], bytes |
             "line over the size cap",
         )
     data = raw.data[:-1] if raw.data.endswith(b"\r") else raw.data
-    if not data.strip():
+    if not data or (data[0] in _ASCII_SPACE and not data.strip()):  # strip() copies: only when it may matter
         return None
     try:
         obj = orjson.loads(data)

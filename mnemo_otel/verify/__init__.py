@@ -1,10 +1,6 @@
 """Zero loss, observed: re-read the transcripts, key every line as the importer does, and check the
-archive holds each one (``mnemo-otel verify``, and the daemon's periodic scrub)."""
+archive holds each one (``mnemo-otel verify``, and the daemon's periodic scrub).
 
-from __future__ import annotations
-
-from .lookup import Missing
-from .report import VerifyReport
-from .run import VerifyOptions, run_verify
-
-__all__ = ("Missing", "VerifyOptions", "VerifyReport", "run_verify")
+Nothing is imported here on purpose: the keying worker processes import ``verify.segments`` and
+must not pay for the database driver. ``run.run_verify`` is the entry point.
+"""

@@ -1,8 +1,9 @@
-"""Checking keyed lines against the archive: one round trip for a segment's keys, one for its doubts.
+"""Checking keyed lines against the archive: in memory first, the database only for the doubts.
 
-Keys are looked up in batches with ``= ANY($1)`` on the primary key; only lines whose key is not
-stored (and every bad line) are then looked for in the quarantine, by (path, offset). A line
-PostgreSQL refused is quarantined under its offset as ``rejected_by_db``: that counts as kept too.
+Keys are tested against a snapshot of the stored keys (``stored.py``); those it lacks are looked up
+with ``= ANY($1)`` on the primary key, and what is still not found (and every bad line) is looked
+for in the quarantine, by (path, offset). A line PostgreSQL refused is quarantined under its offset
+as ``rejected_by_db``: that counts as kept too. A clean segment costs no round trip at all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Final, TypeAlias
 import asyncpg
 
 from .segments import Keyed
+from .stored import StoredKeys
 
 __all__ = ("Findings", "Missing", "check_keyed")
 
@@ -48,17 +50,21 @@ class Findings:
     missing: list[Missing] = field(default_factory=list)
 
 
-async def check_keyed(conn: Conn, keyed: Keyed) -> Findings:
+async def check_keyed(conn: Conn, keyed: Keyed, snapshot: StoredKeys) -> Findings:
+    """Lines found in the snapshot are stored; the others are asked about, first in the entries (a
+    row committed since the snapshot), then in the quarantine."""
     found = Findings(lines=len(keyed.keys) + len(keyed.bad))
     path, root = keyed.segment.path, keyed.segment.root
     doubtful: list[tuple[int, str]] = []
-    if keyed.keys:
-        stored = {row[0] for row in await conn.fetch(STORED_KEYS, list(set(keyed.keys)))}
-        for offset, key in zip(keyed.offsets, keyed.keys, strict=True):
-            if key in stored:
-                found.stored += 1
-            else:
-                doubtful.append((offset, key))
+    for offset, key in zip(keyed.offsets, keyed.keys, strict=True):
+        if key in snapshot:
+            found.stored += 1
+        else:
+            doubtful.append((offset, key))
+    if doubtful:
+        stored = {row[0] for row in await conn.fetch(STORED_KEYS, list({key for _, key in doubtful}))}
+        found.stored += sum(1 for _, key in doubtful if key in stored)
+        doubtful = [(offset, key) for offset, key in doubtful if key not in stored]
     if not doubtful and not keyed.bad:
         return found
     offsets = [offset for offset, _ in doubtful] + [offset for offset, _ in keyed.bad]

@@ -24,6 +24,7 @@ from ..transcripts.discovery import discover
 from .lookup import check_keyed
 from .report import Tally, VerifyReport
 from .segments import SEGMENT_BYTES, Segment, key_segments, plan_tasks
+from .stored import StoredKeys
 
 __all__ = ("VerifyOptions", "run_verify")
 
@@ -56,6 +57,8 @@ async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyO
     found = await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
     limits = await _committed(sink, [path for path, _ in found]) if options.committed_only else None
     plan = await anyio.to_thread.run_sync(_plan, found, limits)
+    async with translate_errors(), sink.connection() as conn:  # after the checkpoints: it covers them
+        snapshot = await StoredKeys.load(conn)
     tasks = iter(
         await anyio.to_thread.run_sync(lambda: list(plan_tasks(plan.files, task_bytes=options.segment_bytes)))
     )
@@ -65,7 +68,7 @@ async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyO
     async def worker() -> None:
         for task in tasks:  # shared: each task goes to exactly one worker
             await _check_task(
-                sink, task, options, limiter, tally, small=plan.size <= options.in_process_bytes
+                sink, task, options, limiter, tally, snapshot, small=plan.size <= options.in_process_bytes
             )
 
     # One more checker than processes: a worker process is never idle while we wait on the database.
@@ -79,6 +82,7 @@ async def _check_task(
     options: VerifyOptions,
     limiter: anyio.CapacityLimiter,
     tally: Tally,
+    snapshot: StoredKeys,
     *,
     small: bool,
 ) -> None:
@@ -95,7 +99,7 @@ async def _check_task(
                 tally.unreadable[path] = keyed.error
             continue
         async with translate_errors(), sink.connection() as conn:
-            findings = await check_keyed(conn, keyed)
+            findings = await check_keyed(conn, keyed, snapshot)
         tally.add(path, findings, keyed.pending)
 
 

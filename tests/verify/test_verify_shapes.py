@@ -11,8 +11,8 @@ import pytest
 
 from mnemo_otel.settings import ImportSettings
 from mnemo_otel.store.postgres import PostgresSink
-from mnemo_otel.verify import VerifyOptions, run_verify
 from mnemo_otel.verify.repair import repair_missing
+from mnemo_otel.verify.run import VerifyOptions, run_verify
 from testkit.importing import import_once
 from testkit.manifest import Manifest
 from testkit.shapes import write_hostile_corpus
