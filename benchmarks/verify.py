@@ -123,8 +123,11 @@ def throughput_table(t: Throughput) -> str:
         [
             f"verify throughput: {t.corpus_bytes / MB:.0f} MB, {t.lines:,} lines, {len(t.verify_seconds)} runs",
             format_table(["", "median s", "runs s", "MB/s"], rows),
-            f"verify: {t.mb_s(own):.0f} MB/s (goal >= {GOAL_MB_S:.0f} MB/s: {verdict(t.mb_s(own) >= GOAL_MB_S)}); "
-            f"{t.mb_s(cpu):.0f} MB per CPU-second, so at most {2 * t.mb_s(cpu):.0f} MB/s on 2 idle cores",
+            (
+                f"verify: {t.mb_s(own):.0f} MB/s (goal >= {GOAL_MB_S:.0f} MB/s: "
+                f"{verdict(t.mb_s(own) >= GOAL_MB_S)}); {t.mb_s(cpu):.0f} MB per CPU-second, so at most "
+                f"{2 * t.mb_s(cpu):.0f} MB/s on 2 idle cores"
+            ),
         ]
     )
 
