@@ -141,7 +141,7 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
         ) from exc
     health.start()
     sink = await open_sink(settings)
-    chores = await open_sink(settings, migrate=False, pool_size=1)  # scrub and ledger: never the importer's
+    chores = await open_sink(settings, migrate=False, enroll=False, pool_size=1)  # never the importer's
     losses = LossLedger(chores, settings.host_id, state)
     maintenance = Maintenance(sink=chores, losses=losses, roots=roots, settings=settings, state=state)
     await maintenance.load()

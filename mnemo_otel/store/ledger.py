@@ -40,7 +40,7 @@ RETURNING finished_at
 LAST_SCRUB: Final = """
 SELECT finished_at, missing FROM mnemo.verify_runs WHERE host_id = $1 ORDER BY finished_at DESC LIMIT 1
 """
-CHECKPOINT_OFFSET: Final = "SELECT committed_offset FROM mnemo.files WHERE path = $1"
+CHECKPOINT_OFFSET: Final = "SELECT committed_offset FROM mnemo.files WHERE path = $1 AND host = $2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,6 @@ async def last_scrub(conn: Conn, host_id: str) -> LastScrub | None:
     return None if row is None else LastScrub(row["finished_at"].timestamp(), row["missing"])
 
 
-async def checkpoint_offset(conn: Conn, path: str) -> int:
-    value: int | None = await conn.fetchval(CHECKPOINT_OFFSET, path)
+async def checkpoint_offset(conn: Conn, host_id: str, path: str) -> int:
+    value: int | None = await conn.fetchval(CHECKPOINT_OFFSET, path, host_id)
     return value or 0

@@ -2,7 +2,7 @@
 
 Keys are tested against a snapshot of the stored keys (``stored.py``); those it lacks are looked up
 with ``= ANY($1)`` on the primary key, and what is still not found (and every bad line) is looked
-for in the quarantine, by (path, offset). A line PostgreSQL refused is quarantined under its offset
+for in the quarantine, by (host, path, offset). A line PostgreSQL refused is quarantined under its offset
 as ``rejected_by_db``: that counts as kept too. A clean segment costs no round trip at all.
 """
 
@@ -24,7 +24,7 @@ STORED_KEYS: Final = "SELECT key FROM mnemo.entries WHERE key = ANY($1::text[])"
 QUARANTINED_AT: Final = """
 SELECT q.source_offset, q.line_sha256, q.error_kind
 FROM mnemo.quarantine AS q
-WHERE q.source_path = $1 AND q.source_offset = ANY($2::bigint[])
+WHERE q.source_host = $3 AND q.source_path = $1 AND q.source_offset = ANY($2::bigint[])
 """
 _REJECTED = "rejected_by_db"
 
@@ -50,7 +50,7 @@ class Findings:
     missing: list[Missing] = field(default_factory=list)
 
 
-async def check_keyed(conn: Conn, keyed: Keyed, snapshot: StoredKeys) -> Findings:
+async def check_keyed(conn: Conn, keyed: Keyed, snapshot: StoredKeys, host_id: str) -> Findings:
     """Lines found in the snapshot are stored; the others are asked about, first in the entries (a
     row committed since the snapshot), then in the quarantine."""
     found = Findings(lines=len(keyed.keys) + len(keyed.bad))
@@ -68,7 +68,7 @@ async def check_keyed(conn: Conn, keyed: Keyed, snapshot: StoredKeys) -> Finding
     if not doubtful and not keyed.bad:
         return found
     offsets = [offset for offset, _ in doubtful] + [offset for offset, _ in keyed.bad]
-    rows = await conn.fetch(QUARANTINED_AT, path, offsets)
+    rows = await conn.fetch(QUARANTINED_AT, path, offsets, host_id)
     rejected = {row[0] for row in rows if row[2] == _REJECTED}
     kept_bad = {(row[0], row[1]) for row in rows}
     for offset, key in doubtful:

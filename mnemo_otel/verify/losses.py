@@ -61,7 +61,7 @@ class LossLedger:
         async with translate_errors(), self._sink.connection() as conn:
             start = loss.committed
             if start is None:  # never learned here: the checkpoint the database holds
-                start = await ledger.checkpoint_offset(conn, loss.path)
+                start = await ledger.checkpoint_offset(conn, self._host_id, loss.path)
             lost = loss.seen_end - start
             if lost > 0:
                 await ledger.record_loss(conn, self._host_id, loss.path, loss.reason, lost, loss.detected_at)

@@ -29,7 +29,9 @@ from .stored import StoredKeys
 __all__ = ("VerifyOptions", "run_verify")
 
 IN_PROCESS_BYTES: Final = 4 * 1024 * 1024
-COMMITTED: Final = "SELECT path, committed_offset, inode FROM mnemo.files WHERE path = ANY($1::text[])"
+COMMITTED: Final = (
+    "SELECT path, committed_offset, inode FROM mnemo.files WHERE path = ANY($1::text[]) AND host = $2"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +101,13 @@ async def _check_task(
                 tally.unreadable[path] = keyed.error
             continue
         async with translate_errors(), sink.connection() as conn:
-            findings = await check_keyed(conn, keyed, snapshot)
+            findings = await check_keyed(conn, keyed, snapshot, sink.host_id)
         tally.add(path, findings, keyed.pending)
 
 
 async def _committed(sink: PostgresSink, paths: list[str]) -> dict[str, tuple[int, int | None]]:
     async with translate_errors(), sink.connection() as conn:
-        rows = await conn.fetch(COMMITTED, paths)
+        rows = await conn.fetch(COMMITTED, paths, sink.host_id)
     return {row["path"]: (row["committed_offset"], row["inode"]) for row in rows}
 
 
