@@ -2,8 +2,8 @@
 
 Usage: ``python -m benchmarks [--quick]``. The default is the recorded form: import throughput on
 50 MB, telemetry overhead on 30 MB, the collector-down daemon for 10 minutes, 200 appends, peak RSS
-at 1 GiB, 5 start-ups and the full chaos suite (about 40 minutes on 2 cores). ``--quick`` shrinks each
-(and says so in its table); its figures are not the recorded ones.
+at 1 GiB, 5 start-ups, verify on 1 GiB with the live latency during scrubs, and the full chaos suite.
+``--quick`` shrinks each (and says so in its table); its figures are not the recorded ones.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from . import (
     peak_rss,
     startup,
     telemetry_overhead,
+    verify,
 )
 from ._report import environment, format_table
 
@@ -68,6 +69,12 @@ def main() -> None:
     print(peak_rss.table(peak_rss.measure(0.05 if quick else 1.0)))
     print()
     print(startup.table(startup.measure(3 if quick else 5)))
+    print()
+    print(verify.throughput_table(verify.measure_throughput(0.05 if quick else 1.0, 3)))
+    print()
+    latency_mb = 10 if quick else 100
+    pairs = verify.measure_latency(50 if quick else 200, latency_mb, 1 if quick else 2)
+    print(verify.latency_table(pairs, latency_mb))
     if not args.no_chaos:
         print()
         print(chaos.table(anyio.run(partial(chaos.run, scale, seed=seed))))

@@ -64,13 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     one_shot.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     one_shot.set_defaults(handler=_import)
 
-    verify = commands.add_parser(
-        "verify", help="check that every line on disk is in the archive (MNEMO_ROOTS unless PATHs are given)"
-    )
-    verify.add_argument("paths", nargs="*", type=Path, metavar="PATH")
-    verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    verify.add_argument("--repair", action="store_true", help="store the missing lines from the source")
-    verify.set_defaults(handler=_verify)
+    _add_verify(commands)
 
     health = commands.add_parser("health", help="ask the running importer; exit 0 if healthy or degraded")
     health.add_argument(
@@ -160,6 +154,16 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             EXIT_SOURCE,
         )
     return EXIT_OK
+
+
+def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = commands.add_parser(
+        "verify", help="check that every line on disk is in the archive (MNEMO_ROOTS unless PATHs are given)"
+    )
+    verify.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    verify.add_argument("--repair", action="store_true", help="store the missing lines from the source")
+    verify.set_defaults(handler=_verify)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
