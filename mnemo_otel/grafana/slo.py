@@ -20,7 +20,6 @@ from mnemo_otel.grafana.spec import (
     number,
 )
 from mnemo_otel.telemetry import names
-from mnemo_otel.telemetry.names import MetricKind, MetricName
 
 __all__ = (
     "AVAILABILITY",
@@ -44,14 +43,6 @@ HOST_MEMORY_S: Final = 86400
 """How long a silent host that is not a fleet member still counts (as down) before it drops out."""
 MEMORY_INTERVAL: Final = "5m"
 """Cadence of the hosts' memory: a day of it is 288 samples, where a day of raw beats is 5760."""
-
-SOURCE_LOST: Final = MetricName(
-    "mnemo.importer.source.lost",
-    "By",
-    MetricKind.COUNTER,
-    "Complete lines seen on disk that vanished before they were committed.",
-)
-"""Declared here until the importer exports it; while absent, the rule recording it yields nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +163,7 @@ def _period_rules() -> list[dict[str, Any]]:
         _record(Recorded.AVAILABILITY_30D, f"avg_over_time({Recorded.AVAILABILITY}[{period}])"),
         _record(Recorded.HOST_AVAILABILITY_30D, f"avg_over_time({Recorded.HEARTBEAT_FRESH}[{period}])"),
         _record(Recorded.IMPORT_SUCCESS_30D, f"1 - ({_import_errors(period)})"),
-        _record(Recorded.LOST_30D, f"sum(increase({SOURCE_LOST.prometheus}[{period}]))"),
+        _record(Recorded.LOST_30D, f"sum(increase({names.SOURCE_LOST.prometheus}[{period}]))"),
     ]
 
 
