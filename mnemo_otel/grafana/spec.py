@@ -1,4 +1,7 @@
-"""The alert spec's vocabulary and the importer's own rules (``RULES``); the SLO rules are in ``slo.py``.
+"""The alert spec's vocabulary and the importer's own rules (``RULES``).
+
+The telemetry pipeline's rules are in ``pipeline.py``, the SLO rules in ``slo.py``, the archive's in
+``archive.py``.
 
 Every Grafana rule and its Prometheus mirror are generated from ``mnemo_otel.grafana.rules.ALL_RULES``.
 
@@ -187,14 +190,6 @@ def _heartbeat_age() -> str:
         f" or ({age} unless on () {members})"
         " or on() vector(1e9)"
     )
-
-
-def _collector_failures() -> str:
-    parts = [
-        f'label_replace(sum by (exporter) (rate({counter}[5m])), "signal", "{signal}", "", "")'
-        for signal, counter in COLLECTOR.send_failed
-    ]
-    return " or ".join(parts)
 
 
 _HB = names.HEARTBEAT.prometheus
@@ -390,48 +385,5 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         summary=f"Volume {{{{ $labels.mnemo_volume }}}}{_ON_HOST} is {{{{ humanizePercentage $values.A.Value }}}} full.",
         description="A full data volume stops PostgreSQL; a full watched volume stops the transcript writer.",
         runbook="Free space or grow the volume; never delete transcripts that are not yet imported.",
-    ),
-    AlertSpec(
-        name="MnemoTelemetryExportFailing",
-        uid="mnemo-telemetry-export-failing",
-        query=_collector_failures(),
-        op="gt",
-        threshold=0,
-        pending="10m",
-        keep_firing_for="0s",
-        no_data="OK",
-        exec_err="Error",
-        severity=Severity.WARNING,
-        panel=PanelId.PIPELINE,
-        summary=(
-            "Collector exporter {{ $labels.exporter }} is dropping {{ $labels.signal }} "
-            '({{ printf "%.2f" $values.A.Value }} items/s).'
-        ),
-        description=(
-            "The collector gives up on items after its retries. Failures towards Prometheus itself "
-            "cannot be seen here; they show as MnemoHeartbeatStale."
-        ),
-        runbook="Check the collector logs and whether tempo, loki and prometheus are up and reachable.",
-    ),
-    AlertSpec(
-        name="MnemoTelemetryQueueFull",
-        uid="mnemo-telemetry-queue-full",
-        query=(
-            f"max by (exporter) ({COLLECTOR.queue_size}) / max by (exporter) ({COLLECTOR.queue_capacity})"
-        ),
-        op="gt",
-        threshold=0.8,
-        pending="10m",
-        keep_firing_for="0s",
-        no_data="OK",
-        exec_err="Error",
-        severity=Severity.WARNING,
-        panel=PanelId.PIPELINE,
-        summary=(
-            "Collector exporter {{ $labels.exporter }} queue is "
-            "{{ humanizePercentage $values.A.Value }} full."
-        ),
-        description="A full sending queue drops new telemetry; the backend behind it is slow or down.",
-        runbook="Check the backend of that exporter; the queue drains by itself once it answers.",
     ),
 )
