@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Build the test collector from collector/manifest.yaml with the official OpenTelemetry Collector
-# Builder, pinned. The binary lands in the git-ignored .cache/ under the manifest's sha256, so it is
+# Builder, pinned. The binary lands in the user's cache under the manifest's sha256, so it is
 # rebuilt only when the manifest changes; a second run prints the cached path at once.
 # Prints the binary's absolute path as the last line of stdout (progress goes to stderr).
-# Env: MNEMO_OTELCOL_CACHE overrides the cache root (default <repo>/.cache/otelcol).
+# One cache per user, not per clone: every checkout and worktree of the same manifest shares one build.
+# Env: MNEMO_OTELCOL_CACHE overrides the cache root (default ${XDG_CACHE_HOME:-~/.cache}/mnemo-otel/otelcol).
 set -euo pipefail
 
 BUILDER_VERSION="v0.165.0"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 MANIFEST="$REPO/collector/manifest.yaml"
-CACHE="${MNEMO_OTELCOL_CACHE:-$REPO/.cache/otelcol}"
+CACHE="${MNEMO_OTELCOL_CACHE:-${XDG_CACHE_HOME:-${HOME:-$REPO}/.cache}/mnemo-otel/otelcol}"
 
 if ! command -v go >/dev/null 2>&1; then
   echo "collector/build.sh: the Go toolchain is required (go not on PATH)" >&2
