@@ -33,13 +33,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import anyio
-import asyncpg
 import psutil
 
 from testkit.null_receiver import running_null_receiver
 from testkit.otlp_sink import running_sink
 from testkit.postgres_server import PostgresServer
+from testkit.sql import scalar_or
 from testkit.stack import running_backends
 from testkit.synthetic import session_lines, write_corpus
 
@@ -187,7 +186,7 @@ def _wait_stable(dsn: str, proc: subprocess.Popen[bytes]) -> int:
     last, since = -1, time.monotonic()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        count = _count(dsn)
+        count = scalar_or(0, dsn, "SELECT count(*) FROM mnemo.entries")
         if count != last:
             last, since = count, time.monotonic()
         elif count > 0 and time.monotonic() - since >= 1.0:
@@ -199,25 +198,10 @@ def _wait_stable(dsn: str, proc: subprocess.Popen[bytes]) -> int:
 def _wait_rows(dsn: str, minimum: int, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        if _count(dsn) >= minimum:
+        if scalar_or(0, dsn, "SELECT count(*) FROM mnemo.entries") >= minimum:
             return
         time.sleep(0.02)
     raise RuntimeError("the daemon did not import the appended lines")
-
-
-def _count(dsn: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            value: int = await conn.fetchval("SELECT count(*) FROM mnemo.entries")
-            return value
-        finally:
-            await conn.close()
-
-    try:
-        return anyio.run(count)
-    except (OSError, asyncpg.PostgresError):
-        return 0
 
 
 def _row(label: str, pairs: list[Pair], goal: float) -> tuple[str, ...]:

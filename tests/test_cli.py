@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from testkit.importing import clean_env, entry
 from testkit.postgres_server import free_port
+from testkit.sql import scalar
 
 CLI = [sys.executable, "-m", "mnemo_otel"]
 
@@ -31,20 +31,6 @@ def _cli(
     )
 
 
-def _count(database_url: str, sql: str) -> int:
-    import anyio
-
-    async def query() -> int:
-        conn = await asyncpg.connect(database_url)
-        try:
-            value: int = await conn.fetchval(sql)
-            return value
-        finally:
-            await conn.close()
-
-    return anyio.run(query)
-
-
 class TestImportCommand:
     def test_import__prints_a_json_summary_and_exits_zero(self, database_url: str, transcripts: Path) -> None:
         (transcripts / "s.jsonl").write_bytes(entry("a") + b"{bad\n" + entry("a") + entry("b")[:-3])
@@ -56,7 +42,7 @@ class TestImportCommand:
         assert summary["quarantined"] == 1
         assert summary["files"] == 1
         assert summary["pending_bytes"] == len(entry("b")) - 3
-        assert _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1
+        assert scalar(database_url, "SELECT count(*) FROM mnemo.entries") == 1
 
     def test_import__uses_the_embedded_postgres_when_no_url_is_set(
         self, tmp_path: Path, transcripts: Path
@@ -119,7 +105,7 @@ class TestRunWatcher:
             _wait_until_the_watcher_answers(transcripts, database_url)
             staging.rename(transcripts / "project")
             _wait_for(
-                lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries WHERE key = 'moved-in'") == 1
+                lambda: scalar(database_url, "SELECT count(*) FROM mnemo.entries WHERE key = 'moved-in'") == 1
             )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
@@ -139,7 +125,7 @@ def _wait_until_the_watcher_answers(root: Path, database_url: str, timeout: floa
             f.write(entry(f"probe-{index}"))
         until = min(deadline, time.monotonic() + 0.5)
         while time.monotonic() < until:
-            if _count(database_url, "SELECT count(*) FROM mnemo.entries WHERE key LIKE 'probe-%'"):
+            if scalar(database_url, "SELECT count(*) FROM mnemo.entries WHERE key LIKE 'probe-%'"):
                 return
             time.sleep(0.05)
         if time.monotonic() >= deadline:
@@ -170,7 +156,7 @@ class TestDbMigrateCommand:
         for _ in range(2):
             result = _cli("db", "migrate", env={"MNEMO_DATABASE_URL": database_url})
             assert result.returncode == 0, result.stderr
-        assert _count(database_url, "SELECT count(*) FROM mnemo.schema_migrations") >= 1
+        assert scalar(database_url, "SELECT count(*) FROM mnemo.schema_migrations") >= 1
 
 
 class TestRunCommand:
@@ -195,11 +181,11 @@ class TestRunCommand:
                 [*CLI, "run", str(transcripts)], env=env, stdout=stderr, stderr=subprocess.STDOUT
             )
         try:
-            _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 1)
+            _wait_for(lambda: scalar(database_url, "SELECT count(*) FROM mnemo.entries") == 1)
             with path.open("ab") as f:
                 f.write(entry("b"))
             # well before the 30 s rescan: the file watcher woke the loop
-            _wait_for(lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 2, timeout=15)
+            _wait_for(lambda: scalar(database_url, "SELECT count(*) FROM mnemo.entries") == 2, timeout=15)
             proc.send_signal(stop_signal)
             assert proc.wait(timeout=30) == 0
         finally:
@@ -248,7 +234,7 @@ class TestProgressBar:
             _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert b"importing" in output
-        assert _count(database_url, "SELECT count(*) FROM mnemo.entries") == 3
+        assert scalar(database_url, "SELECT count(*) FROM mnemo.entries") == 3
 
 
 class TestRunStartupErrors:

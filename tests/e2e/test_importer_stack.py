@@ -4,7 +4,6 @@ the shipped alert queries are evaluated against what Prometheus really holds."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import time
@@ -12,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from mnemo_otel.grafana import RULES as ALL_RULES
@@ -27,9 +25,12 @@ from testkit.importing import entry
 from testkit.otlp_sink import OtlpSink
 from testkit.postgres_server import PostgresServer
 from testkit.prometheus import Prometheus
+from testkit.sql import scalar_or
 from testkit.stack import running_backends
 
 from ..telemetry.daemon import daemon_env, running_daemon
+
+ENTRIES = "SELECT count(*) FROM mnemo.entries"
 
 pytestmark = pytest.mark.e2e
 
@@ -69,21 +70,6 @@ def _value(prometheus: Prometheus, promql: str, at: float | None = None) -> floa
 
 def _firing(prometheus: Prometheus, rule: AlertSpec, at: float | None = None) -> bool:
     return bool(prometheus.query(rule.condition, at=at))
-
-
-def _rows(dsn: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            value: int = await conn.fetchval("SELECT count(*) FROM mnemo.entries")
-            return value
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(count())
-    except (OSError, asyncpg.PostgresError):
-        return -1
 
 
 def _sli(prometheus: Prometheus, series: str) -> float:
@@ -191,7 +177,9 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
         # Collector down for a while: importing goes on, nothing is lost, metrics resume after.
         stack.collector.stop()
         _append(path, range(20, 50))
-        wait_for(lambda: _rows(dsn) == 50, timeout=30, what="imports to go on without a collector")
+        wait_for(
+            lambda: scalar_or(-1, dsn, ENTRIES) == 50, timeout=30, what="imports to go on without a collector"
+        )
         wait_for(
             lambda: "telemetry export failing" in log.read_text(),
             timeout=30,
@@ -209,7 +197,9 @@ def test_e2e__importer_to_prometheus_tempo_loki_survives_collector_and_database_
         wait_for(lambda: _value(prom, gap) >= 3, timeout=60, what="the import gap to grow while data waits")
         assert not _firing(prom, _rule("mnemo-heartbeat-stale"))  # alive, just blocked
         stack.postgres.start()
-        wait_for(lambda: _rows(dsn) == 60, timeout=60, what="the importer to resume by itself")
+        wait_for(
+            lambda: scalar_or(-1, dsn, ENTRIES) == 60, timeout=60, what="the importer to resume by itself"
+        )
         wait_for(lambda: not _firing(prom, down), timeout=60, what="database-down to clear")
         wait_for(lambda: _value(prom, gap) == 0, timeout=60, what="the import gap to close")
         # The failed attempts of the outage count against import success; the imports before and

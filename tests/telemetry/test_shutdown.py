@@ -15,14 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import anyio
-import asyncpg
 import pytest
 
 from testkit import free_port, wait_for
 from testkit.importing import clean_env, entry
+from testkit.sql import scalar
 
 from .daemon import daemon_env, running_daemon
+
+ENTRIES = "SELECT count(*) FROM mnemo.entries"
 
 EXPORTER_TIMEOUT_S = "300"  # an exit waiting for the exporters would take minutes
 EXIT_WITHIN_S = 90  # a hang guard, not a measurement: the grace is 2 s
@@ -37,18 +38,6 @@ def _endpoint(kind: str) -> Iterator[str]:
         hole.bind(("127.0.0.1", 0))
         hole.listen(64)
         yield f"http://127.0.0.1:{hole.getsockname()[1]}"
-
-
-def _rows(database_url: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(database_url)
-        try:
-            value: int = await conn.fetchval("SELECT count(*) FROM mnemo.entries")
-            return value
-        finally:
-            await conn.close()
-
-    return anyio.run(count)
 
 
 def _corpus(root: Path, files: int = 5, lines: int = 40) -> int:
@@ -83,7 +72,7 @@ def test_import__collector_down_exits_0_with_every_row_and_one_line_about_teleme
         )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["entries_stored"] == expected
-    assert _rows(database_url) == expected
+    assert scalar(database_url, ENTRIES) == expected
     # Quiet: one line saying telemetry was not delivered, none of the SDK's per-exporter complaints.
     complaints = [line for line in result.stderr.splitlines() if "telemetry" in line or "xport" in line]
     assert len(complaints) == 1, result.stderr
@@ -110,7 +99,7 @@ def test_import__collector_up_says_nothing_about_telemetry(database_url: str, tr
         assert "telemetry" not in result.stderr
         spans = sink.wait_for_spans(lambda s: s.name == "mnemo.import", what="the import spans")
     assert len({s.trace_id for s in spans}) == 2  # flushed at exit: one trace per file
-    assert _rows(database_url) == expected
+    assert scalar(database_url, ENTRIES) == expected
 
 
 @pytest.mark.parametrize("collector", ["closed port", "black hole"])
@@ -122,10 +111,12 @@ def test_run__sigterm_with_collector_down_exits_0_after_committing(
     with _endpoint(collector) as url:
         env = daemon_env(database_url, url, OTEL_EXPORTER_OTLP_TIMEOUT=EXPORTER_TIMEOUT_S)
         with running_daemon(transcripts, env, log) as proc:
-            wait_for(lambda: _rows(database_url) == expected, timeout=60, what="every row")
+            wait_for(lambda: scalar(database_url, ENTRIES) == expected, timeout=60, what="every row")
             with (transcripts / "s0.jsonl").open("ab") as f:
                 f.write(entry("late", session="s0"))
-            wait_for(lambda: _rows(database_url) == expected + 1, timeout=60, what="the appended row")
+            wait_for(
+                lambda: scalar(database_url, ENTRIES) == expected + 1, timeout=60, what="the appended row"
+            )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=EXIT_WITHIN_S) == 0
     text = log.read_text()

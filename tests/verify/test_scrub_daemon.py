@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import asyncpg
 import pytest
 
 from mnemo_otel.telemetry import names
@@ -21,26 +19,9 @@ from testkit import free_port, http_get, wait_for
 from testkit.importing import clean_env, entry
 from testkit.otlp_sink import OtlpSink, running_sink
 from testkit.postgres_server import PostgresServer
+from testkit.sql import fetch, scalar_or
 
 from ..telemetry.daemon import daemon_env, metric_points, running_daemon
-
-
-def _sql(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    return anyio.run(run)
-
-
-def _count(dsn: str, sql: str) -> int:
-    try:
-        return int(_sql(dsn, sql)[0][0])
-    except (OSError, asyncpg.PostgresError):
-        return -1
 
 
 def _last(sink: OtlpSink, metric: names.MetricName) -> float | None:
@@ -65,7 +46,7 @@ def test_scrub__finds_rows_deleted_behind_its_back_exports_the_count_and_repairs
     env = daemon_env(database_url, otlp.url, MNEMO_VERIFY__INTERVAL_SECONDS="1")
     with running_daemon(transcripts, env, tmp_path / "daemon.log") as proc:
         wait_for(
-            lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 40,
+            lambda: scalar_or(-1, database_url, "SELECT count(*) FROM mnemo.entries") == 40,
             timeout=60,
             what="import",
         )
@@ -75,22 +56,22 @@ def test_scrub__finds_rows_deleted_behind_its_back_exports_the_count_and_repairs
 
         gone = {
             r["key"]
-            for r in _sql(
+            for r in fetch(
                 database_url, "DELETE FROM mnemo.entries WHERE key IN ('k3','k17','k30') RETURNING key"
             )
         }
-        _sql(database_url, "DELETE FROM mnemo.quarantine")
+        fetch(database_url, "DELETE FROM mnemo.quarantine")
         wait_for(
             lambda: any(p.as_int == 4 for _, p in metric_points(otlp, names.VERIFY_MISSING.name)),
             timeout=60,
             what="the scrub to export 4 missing lines",
         )
         wait_for(
-            lambda: _count(database_url, "SELECT count(*) FROM mnemo.entries") == 40,
+            lambda: scalar_or(-1, database_url, "SELECT count(*) FROM mnemo.entries") == 40,
             timeout=60,
             what="repair",
         )
-        assert _count(database_url, "SELECT count(*) FROM mnemo.quarantine") == 1
+        assert scalar_or(-1, database_url, "SELECT count(*) FROM mnemo.quarantine") == 1
         wait_for(
             lambda: (_last(otlp, names.VERIFY_REPAIRED) or 0) >= 4, timeout=30, what="the repaired counter"
         )
@@ -103,7 +84,7 @@ def test_scrub__finds_rows_deleted_behind_its_back_exports_the_count_and_repairs
         scrubs = {s.trace_id for s in otlp.wait_for_spans(lambda s: s.name == "mnemo.verify.scrub")}
         traces = {
             r["import_trace_id"]
-            for r in _sql(
+            for r in fetch(
                 database_url,
                 "SELECT import_trace_id FROM mnemo.entries WHERE key = ANY($1::text[])",
                 sorted(gone),
@@ -112,7 +93,7 @@ def test_scrub__finds_rows_deleted_behind_its_back_exports_the_count_and_repairs
         assert len(traces) == 1 and traces <= scrubs
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-    runs = _sql(database_url, "SELECT missing, repaired FROM mnemo.verify_runs ORDER BY id")
+    runs = fetch(database_url, "SELECT missing, repaired FROM mnemo.verify_runs ORDER BY id")
     assert (4, 4) in [(r["missing"], r["repaired"]) for r in runs]
 
 
@@ -146,7 +127,9 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
     )
     appended = entry("c") + entry("d") + entry("e")
     with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
-        wait_for(lambda: _count(dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
+        wait_for(
+            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
+        )
         server.stop()
         with path.open("ab") as f:
             f.write(appended + b'{"type":"user","uuid":"partial"')  # the unterminated tail is not a loss
@@ -155,13 +138,13 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
         server.start()
         wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=60, what="source.lost")
         wait_for(
-            lambda: _count(dsn, "SELECT count(*) FROM mnemo.source_losses") == 1,
+            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.source_losses") == 1,
             timeout=60,
             what="the record",
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-    row = _sql(dsn, "SELECT source_path, reason, lost_bytes, host_id FROM mnemo.source_losses")[0]
+    row = fetch(dsn, "SELECT source_path, reason, lost_bytes, host_id FROM mnemo.source_losses")[0]
     assert (row["source_path"], row["reason"], row["lost_bytes"]) == (str(path), "deleted", len(appended))
 
     with otlp._lock:
@@ -188,7 +171,7 @@ def _health(port: int) -> dict[str, Any]:
 
 
 def test_verify_command__reports_recorded_losses(database_url: str, transcripts: Path) -> None:
-    _sql(
+    fetch(
         database_url,
         "INSERT INTO mnemo.source_losses (host_id, source_path, reason, lost_bytes, detected_at)"
         " VALUES ('h', '/x.jsonl', 'deleted', 123, now())",

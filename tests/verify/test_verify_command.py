@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
-import asyncpg
 import pytest
 
 from testkit.importing import clean_env, entry
 from testkit.otlp_sink import OtlpSink, running_sink
 from testkit.postgres_server import free_port
+from testkit.sql import fetch
 from testkit.synthetic import session_lines
 
 CLI = [sys.executable, "-m", "mnemo_otel"]
@@ -32,17 +31,6 @@ def _verify(transcripts: Path, env: dict[str, str], *extra: str) -> tuple[int, d
     result = _cli("verify", "--json", *extra, str(transcripts), env=env)
     assert result.returncode in (0, 5), result.stderr
     return result.returncode, json.loads(result.stdout)
-
-
-def _sql(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    return anyio.run(run)
 
 
 def _corpus(root: Path) -> int:
@@ -69,7 +57,7 @@ def test_verify__counts_exactly_what_was_removed_and_repair_restores_it_once(
     lines = _corpus(transcripts)
     env = {"MNEMO_DATABASE_URL": database_url, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url}
     assert _cli("import", str(transcripts), env=env).returncode == 0
-    entries_before = _sql(database_url, "SELECT count(*) FROM mnemo.entries")[0][0]
+    entries_before = fetch(database_url, "SELECT count(*) FROM mnemo.entries")[0][0]
 
     code, intact = _verify(transcripts, env)
     assert code == 0
@@ -78,7 +66,7 @@ def test_verify__counts_exactly_what_was_removed_and_repair_restores_it_once(
     assert intact["pending_bytes"] == len(entry("tail")) - 5
 
     # Three entry rows deleted behind the importer's back, one of them a resumed (repeated) line.
-    deleted = _sql(
+    deleted = fetch(
         database_url,
         "DELETE FROM mnemo.entries WHERE key IN (SELECT key FROM mnemo.entries WHERE session_id = 'sess-1'"
         " ORDER BY source_offset LIMIT 3) RETURNING key, source_offset",
@@ -95,7 +83,7 @@ def test_verify__counts_exactly_what_was_removed_and_repair_restores_it_once(
     code, repaired = _verify(transcripts, env, "--repair")
     assert code == 5 and repaired["repaired"] == 3  # the report is of the state it found
     assert repaired["trace_id"]
-    rows = _sql(
+    rows = fetch(
         database_url,
         "SELECT key, import_trace_id FROM mnemo.entries WHERE key = ANY($1::text[])",
         [row["key"] for row in deleted],
@@ -105,10 +93,10 @@ def test_verify__counts_exactly_what_was_removed_and_repair_restores_it_once(
     }
     code, again = _verify(transcripts, env)
     assert (code, again["missing"]) == (0, 0)
-    assert _sql(database_url, "SELECT count(*) FROM mnemo.entries")[0][0] == entries_before
+    assert fetch(database_url, "SELECT count(*) FROM mnemo.entries")[0][0] == entries_before
 
     # The same for the quarantined line.
-    gone = _sql(database_url, "DELETE FROM mnemo.quarantine RETURNING source_offset, line_sha256")
+    gone = fetch(database_url, "DELETE FROM mnemo.quarantine RETURNING source_offset, line_sha256")
     code, report = _verify(transcripts, env)
     assert (code, report["missing"]) == (5, 1)
     assert report["missing_lines"] == [
@@ -116,7 +104,7 @@ def test_verify__counts_exactly_what_was_removed_and_repair_restores_it_once(
     ]
     code, repaired = _verify(transcripts, env, "--repair")
     assert repaired["repaired"] == 1
-    assert _sql(database_url, "SELECT raw, error_kind FROM mnemo.quarantine")[0][0] == BAD[:-1]
+    assert fetch(database_url, "SELECT raw, error_kind FROM mnemo.quarantine")[0][0] == BAD[:-1]
     code, again = _verify(transcripts, env)
     assert (code, again["missing"], again["quarantined"]) == (0, 0, 1)
 
@@ -132,7 +120,7 @@ def test_verify__a_file_never_imported_is_missing_and_repair_imports_it(
     assert report["repaired"] == 3
     # imported the normal way: the checkpoint moved to the end, so the daemon will not read it again
     assert (
-        _sql(database_url, "SELECT committed_offset FROM mnemo.files")[0][0]
+        fetch(database_url, "SELECT committed_offset FROM mnemo.files")[0][0]
         == (transcripts / "s.jsonl").stat().st_size
     )
     assert _verify(transcripts, env)[0] == 0
