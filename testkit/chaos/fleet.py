@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 import asyncpg
 
+from .. import free_port, http_get, wait_for
 from ..fleet import Host, complete_offsets_on, host_importer, make_hosts, wait_for_hosts
 from ..manifest import Expected, Manifest
 from ..postgres_server import PostgresServer
@@ -41,9 +42,14 @@ async def many_importers(
         async with AsyncExitStack() as stack, anyio.create_task_group() as sampler:
             sampler.start_soon(_sample_lock_waits, dsn, waits)
 
+            health_ports: dict[str, int] = {}
+
             async def start(host: Host) -> anyio.abc.Process:
                 args = ["run", str(same_root)]
-                return await stack.enter_async_context(host_importer(host, args, dsn, same_root, log))
+                health_ports[host.host_id] = port = free_port()
+                return await stack.enter_async_context(
+                    host_importer(host, args, dsn, same_root, log, MNEMO_HEALTH__PORT=str(port))
+                )
 
             procs = {host.host_id: await start(host) for host in hosts}
             target = sum(expected_offsets.values())
@@ -58,6 +64,9 @@ async def many_importers(
             started = time.monotonic()
             await wait_for_hosts(dsn, expected_offsets)
             result.recovery_seconds.append(time.monotonic() - started)
+            # A daemon restarted a moment ago may still be starting: ready means its stop handler is in.
+            for host_id, port in health_ports.items():
+                await anyio.to_thread.run_sync(_wait_ready, host_id, port)
             for proc in procs.values():
                 proc.terminate()
             for host_id, proc in procs.items():
@@ -131,6 +140,19 @@ async def _checkpoint_total(dsn: str) -> int:
         return value
     finally:
         await conn.close()
+
+
+def _wait_ready(host_id: str, port: int) -> None:
+    """Until the daemon's ``/readyz`` answers 2xx: it has reached the database from its work loop,
+    so its SIGTERM handler is installed (SIGTERM during start-up would be the default: death)."""
+
+    def ready() -> bool:
+        try:
+            return http_get(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] < 300
+        except OSError:
+            return False
+
+    wait_for(ready, timeout=120, what=f"the daemon of {host_id} to be ready")
 
 
 async def _deadlocks(dsn: str) -> int:
