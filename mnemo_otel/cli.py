@@ -72,22 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     health.set_defaults(handler=_health)
 
-    grafana = commands.add_parser("grafana", help="Grafana provisioning generated from the alert spec")
-    grafana.add_argument("action", choices=["render", "check"])
-    grafana.add_argument("--out", type=Path, default=None, help="the grafana/ folder (default: ./grafana)")
-    grafana.add_argument(
-        "--alerting-from-env",
-        action="store_true",
-        help="render only Grafana's alerting folder into --out, with the contact points the"
-        " ALERT_* variables configure (the stack runs this before Grafana starts)",
-    )
-    grafana.add_argument(
-        "--runbook-url",
-        default=None,
-        help="render: base of every rule's runbook_url, e.g. the runbook on your forge "
-        "(default: docs/runbook.md in this repository)",
-    )
-    grafana.set_defaults(handler=_grafana)
+    _add_grafana(commands)
 
     alert_log = commands.add_parser(
         "alert-log", help="a webhook that logs Grafana's alert notifications (the stack's default channel)"
@@ -110,6 +95,25 @@ def _parser() -> argparse.ArgumentParser:
     retire.add_argument("--force", action="store_true", help="even if it was seen in the last 5 minutes")
     retire.set_defaults(handler=_hosts_retire)
     return parser
+
+
+def _add_grafana(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    grafana = commands.add_parser("grafana", help="Grafana provisioning generated from the alert spec")
+    grafana.add_argument("action", choices=["render", "check"])
+    grafana.add_argument("--out", type=Path, default=None, help="the grafana/ folder (default: ./grafana)")
+    grafana.add_argument(
+        "--alerting-from-env",
+        action="store_true",
+        help="render only Grafana's alerting folder into --out, with the contact points the"
+        " ALERT_* variables configure (the stack runs this before Grafana starts)",
+    )
+    grafana.add_argument(
+        "--runbook-url",
+        default=None,
+        help="render: base of every rule's runbook_url, e.g. the runbook on your forge "
+        "(default: docs/runbook.md in this repository)",
+    )
+    grafana.set_defaults(handler=_grafana)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
