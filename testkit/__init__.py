@@ -7,6 +7,7 @@ helpers here are the small pieces they share (ports, polling with a deadline, pr
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import os
 import signal
@@ -17,9 +18,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ("REPO_ROOT", "free_port", "http_get", "log_tail", "stop_process", "wait_for")
+__all__ = ("REPO_ROOT", "free_port", "http_get", "log_tail", "spawn", "stop_process", "wait_for")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,3 +97,19 @@ def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
     except urllib.error.HTTPError as err:
         with err:
             return err.code, err.read()
+
+
+def spawn(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen``, tried again when exec reports EFAULT.
+
+    Starting servers from several threads at once (the Grafana replay does) occasionally has the
+    vfork child's exec fail with EFAULT on this kernel; nothing was started, so a retry is safe.
+    """
+    for attempt in range(3):
+        try:
+            return subprocess.Popen(args, **popen)
+        except OSError as exc:
+            if exc.errno != errno.EFAULT or attempt == 2:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")

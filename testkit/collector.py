@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from testkit import REPO_ROOT, free_port, http_get, log_tail, stop_process, wait_for
+from testkit import REPO_ROOT, free_port, http_get, log_tail, spawn, stop_process, wait_for
 
 __all__ = (
     "BUILD_SCRIPT",
@@ -102,7 +102,7 @@ class Collector:
             return
         env = {**os.environ, **self.env}
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 [str(self.binary), f"--config=file:{self.config}"],
                 env=env,
                 stdout=log,

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from testkit import REPO_ROOT, free_port, http_get, log_tail, stop_process, wait_for
+from testkit import REPO_ROOT, free_port, http_get, log_tail, spawn, stop_process, wait_for
 
 __all__ = (
     "PROMETHEUS_FLAGS",
@@ -126,7 +126,7 @@ class Prometheus:
     def start(self, timeout: float = 30.0) -> None:
         self.storage_path.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 [
                     self.binary,
                     f"--config.file={self.config_path}",
