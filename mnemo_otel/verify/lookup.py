@@ -1,7 +1,7 @@
 """Checking keyed lines against the archive: in memory first, the database only for the doubts.
 
-Keys are tested against a snapshot of the stored keys (``stored.py``); those it lacks are looked up
-with ``= ANY($1)`` on the primary key, and what is still not found (and every bad line) is looked
+Keys were tested against a snapshot of the stored keys by the worker that keyed them (``stored.py``,
+``segments.py``); those it lacks are looked up with ``= ANY($1)`` on the primary key, and what is still not found (and every bad line) is looked
 for in the quarantine, by (host, path, offset). A line PostgreSQL refused is quarantined under its offset
 as ``rejected_by_db``: that counts as kept too. A clean segment costs no round trip at all.
 """
@@ -14,7 +14,6 @@ from typing import Final, TypeAlias
 import asyncpg
 
 from .segments import Keyed
-from .stored import StoredKeys
 
 __all__ = ("Findings", "Missing", "check_keyed")
 
@@ -50,17 +49,12 @@ class Findings:
     missing: list[Missing] = field(default_factory=list)
 
 
-async def check_keyed(conn: Conn, keyed: Keyed, snapshot: StoredKeys, host_id: str) -> Findings:
+async def check_keyed(conn: Conn, keyed: Keyed, host_id: str) -> Findings:
     """Lines found in the snapshot are stored; the others are asked about, first in the entries (a
     row committed since the snapshot), then in the quarantine."""
-    found = Findings(lines=len(keyed.keys) + len(keyed.bad))
+    found = Findings(lines=keyed.lines, stored=keyed.stored)
     path, root = keyed.segment.path, keyed.segment.root
-    doubtful: list[tuple[int, str]] = []
-    for offset, key in zip(keyed.offsets, keyed.keys, strict=True):
-        if key in snapshot:
-            found.stored += 1
-        else:
-            doubtful.append((offset, key))
+    doubtful = keyed.doubtful
     if doubtful:
         stored = {row[0] for row in await conn.fetch(STORED_KEYS, list({key for _, key in doubtful}))}
         found.stored += sum(1 for _, key in doubtful if key in stored)

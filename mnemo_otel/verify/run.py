@@ -21,9 +21,9 @@ import anyio.to_thread
 from ..importer._concurrency import run_all
 from ..store.postgres import PostgresSink, translate_errors
 from ..transcripts.discovery import discover
-from .lookup import check_keyed
+from .lookup import Findings, check_keyed
 from .report import Tally, VerifyReport
-from .segments import SEGMENT_BYTES, Segment, key_segments, plan_tasks
+from .segments import SEGMENT_BYTES, Segment, key_segments, plan_tasks, ready
 from .stored import StoredKeys
 
 __all__ = ("VerifyOptions", "run_verify")
@@ -59,50 +59,88 @@ async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyO
     found = await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
     limits = await _committed(sink, [path for path, _ in found]) if options.committed_only else None
     plan = await anyio.to_thread.run_sync(_plan, found, limits)
-    async with translate_errors(), sink.connection() as conn:  # after the checkpoints: it covers them
-        snapshot = await StoredKeys.load(conn)
-    tasks = iter(
-        await anyio.to_thread.run_sync(lambda: list(plan_tasks(plan.files, task_bytes=options.segment_bytes)))
-    )
-    tally = Tally()
+    small = plan.size <= options.in_process_bytes
     limiter = anyio.CapacityLimiter(options.workers)
-
-    async def worker() -> None:
-        for task in tasks:  # shared: each task goes to exactly one worker
-            await _check_task(
-                sink, task, options, limiter, tally, snapshot, small=plan.size <= options.in_process_bytes
+    # After the checkpoints were read: the snapshot covers every row they account for.
+    snapshot_path = await _snapshot_as_workers_start(sink, limiter, 0 if small else options.workers)
+    try:
+        tasks = iter(
+            await anyio.to_thread.run_sync(
+                lambda: list(plan_tasks(plan.files, task_bytes=options.segment_bytes))
             )
+        )
+        tally = Tally()
+        check = _TaskCheck(sink, options, limiter, tally, str(snapshot_path), small)
 
-    # One more checker than processes: a worker process is never idle while we wait on the database.
-    await run_all(*[worker] * (options.workers + 1))
+        async def worker() -> None:
+            for task in tasks:  # shared: each task goes to exactly one worker
+                await check.run(task)
+
+        # One more checker than processes: a worker process is never idle while we wait on the database.
+        await run_all(*[worker] * (options.workers + 1))
+    finally:
+        snapshot_path.unlink(missing_ok=True)
     return VerifyReport.of(tally, size=plan.size, seconds=time.monotonic() - started)
 
 
-async def _check_task(
-    sink: PostgresSink,
-    task: list[Segment],
-    options: VerifyOptions,
-    limiter: anyio.CapacityLimiter,
-    tally: Tally,
-    snapshot: StoredKeys,
-    *,
-    small: bool,
-) -> None:
-    if small:  # not worth a worker process (a scrub of a small archive, a test)
-        keyed_segments = await anyio.to_thread.run_sync(key_segments, task, options.max_line_bytes, 0)
-    else:
-        keyed_segments = await anyio.to_process.run_sync(
-            key_segments, task, options.max_line_bytes, options.niceness, limiter=limiter
-        )
-    for keyed in keyed_segments:
-        path = keyed.segment.path
-        if keyed.error is not None:
-            if keyed.error != "vanished":
-                tally.unreadable[path] = keyed.error
-            continue
+async def _snapshot_as_workers_start(
+    sink: PostgresSink, limiter: anyio.CapacityLimiter, workers: int
+) -> Path:
+    """Read the stored keys and save them for the workers, while the worker processes start (an
+    interpreter and its imports each: as long as the snapshot takes on a big archive)."""
+    saved: list[Path] = []
+
+    async def snapshot() -> None:
         async with translate_errors(), sink.connection() as conn:
-            findings = await check_keyed(conn, keyed, snapshot, sink.host_id)
-        tally.add(path, findings, keyed.pending)
+            stored = await StoredKeys.load(conn)
+        saved.append(await anyio.to_thread.run_sync(stored.save))
+
+    async def start_worker() -> None:
+        await anyio.to_process.run_sync(ready, limiter=limiter)
+
+    await run_all(snapshot, *[start_worker] * workers)
+    return saved[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _TaskCheck:
+    """Keys one task's segments (in a worker process, or in a thread when the whole run is ``small``)
+    and settles the doubtful lines with the database."""
+
+    sink: PostgresSink
+    options: VerifyOptions
+    limiter: anyio.CapacityLimiter
+    tally: Tally
+    snapshot_path: str
+    small: bool
+
+    async def run(self, task: list[Segment]) -> None:
+        options = self.options
+        if self.small:  # not worth a worker process (a scrub of a small archive, a test)
+            keyed_segments = await anyio.to_thread.run_sync(
+                key_segments, task, options.max_line_bytes, 0, self.snapshot_path
+            )
+        else:
+            keyed_segments = await anyio.to_process.run_sync(
+                key_segments,
+                task,
+                options.max_line_bytes,
+                options.niceness,
+                self.snapshot_path,
+                limiter=self.limiter,
+            )
+        for keyed in keyed_segments:
+            path = keyed.segment.path
+            if keyed.error is not None:
+                if keyed.error != "vanished":
+                    self.tally.unreadable[path] = keyed.error
+                continue
+            if keyed.doubtful or keyed.bad:
+                async with translate_errors(), self.sink.connection() as conn:
+                    findings = await check_keyed(conn, keyed, self.sink.host_id)
+            else:  # every line held by the snapshot: no round trip
+                findings = Findings(lines=keyed.lines, stored=keyed.stored)
+            self.tally.add(path, findings, keyed.pending)
 
 
 async def _committed(sink: PostgresSink, paths: list[str]) -> dict[str, tuple[int, int | None]]:

@@ -1,9 +1,11 @@
-"""Cutting transcripts into segments and keying each segment's lines, in a worker process.
+"""Cutting transcripts into segments, keying each segment's lines and checking them against the
+snapshot of stored keys, in a worker process.
 
 A segment is a byte range of one file: it owns the lines that *start* in it, so segments of one file
-can be keyed in parallel and every line is keyed exactly once. Keys come from ``key_line``, the
-importer's own decoding and keying rule. Nothing here touches the database; results are small
-(offsets, keys, digests), never line contents.
+can be keyed in parallel and every line is keyed exactly once. Keys come from ``key_block``, the
+importer's own decoding and keying rule. Nothing here touches the database: a key the snapshot holds
+is only counted, so what travels back is small (counts, and the offset and key of each doubtful line),
+never line contents.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..model import BadLine
-from ..transcripts.parse import key_line
-from ..transcripts.reader import ReadResult, read_lines
+import numpy as np
 
-__all__ = ("Keyed", "Segment", "key_segments", "plan_tasks")
+from ..model import BadLine
+from ..transcripts.parse import KeyedLines, key_block, key_line
+from ..transcripts.reader import LineBlock, ReadResult, read_blocks
+from .stored import StoredKeys
+
+__all__ = ("Keyed", "Segment", "key_segments", "plan_tasks", "ready")
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 _BOUNDARY_PROBE = 64 * 1024
@@ -35,14 +40,41 @@ class Segment:
 
 @dataclass(slots=True)
 class Keyed:
-    """One segment's lines: entries as parallel ``offsets``/``keys``; bad lines as (offset, sha256)."""
+    """One segment's lines: how many, how many the snapshot holds, the entries it lacks as
+    (offset, key), and bad lines as (offset, sha256)."""
 
     segment: Segment
-    offsets: list[int] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
+    lines: int = 0
+    stored: int = 0
+    doubtful: list[tuple[int, str]] = field(default_factory=list)
     bad: list[tuple[int, str]] = field(default_factory=list)
     pending: int = 0
     error: str | None = None
+
+    def add(self, keyed: KeyedLines, snapshot: StoredKeys) -> None:
+        self.lines += len(keyed.keys) + len(keyed.bad)
+        self.bad.extend((bad.offset, bad.sha256) for bad in keyed.bad)
+        if not keyed.keys:
+            return
+        held = snapshot.contains(keyed.keys)
+        self.stored += int(np.count_nonzero(held))
+        lacking = np.flatnonzero(~held).tolist()
+        if lacking:
+            self.doubtful.extend(zip(keyed.offsets(lacking), [keyed.keys[i] for i in lacking], strict=True))
+
+    def add_oversize(self, line: BadLine) -> None:
+        self.lines += 1
+        self.bad.append((line.offset, line.sha256))
+
+
+_snapshots: dict[str, StoredKeys] = {}  # per worker process: the run's snapshot, read once
+
+
+def _snapshot(path: str) -> StoredKeys:
+    if path not in _snapshots:
+        _snapshots.clear()
+        _snapshots[path] = StoredKeys.open(Path(path))
+    return _snapshots[path]
 
 
 def plan_tasks(
@@ -56,9 +88,9 @@ def plan_tasks(
     task: list[Segment] = []
     size = 0
     for path, root, end in files:
-        for segment in _cut(path, root, end, task_bytes):
+        for segment, length in _cut(path, root, end, task_bytes):
             task.append(segment)
-            size += _length(segment, end, task_bytes)
+            size += length
             if size >= task_bytes:
                 yield task
                 task, size = [], 0
@@ -66,7 +98,8 @@ def plan_tasks(
         yield task
 
 
-def _cut(path: str, root: str, end: int, task_bytes: int) -> Iterator[Segment]:
+def _cut(path: str, root: str, end: int, task_bytes: int) -> Iterator[tuple[Segment, int]]:
+    """Segments of one file, each with its expected length (the last one's as the file is now)."""
     if end < 0:
         try:
             known = Path(path).stat().st_size
@@ -74,27 +107,35 @@ def _cut(path: str, root: str, end: int, task_bytes: int) -> Iterator[Segment]:
             known = 0
         starts = range(0, max(known, 1), task_bytes)
         for index, start in enumerate(starts):
-            yield Segment(path, root, start, None if index == len(starts) - 1 else start + task_bytes)
+            last = index == len(starts) - 1
+            yield (
+                Segment(path, root, start, None if last else start + task_bytes),
+                max(known - start, 0) if last else task_bytes,
+            )
         return
     for start in range(0, end, task_bytes):
-        yield Segment(path, root, start, min(start + task_bytes, end))
+        stop = min(start + task_bytes, end)
+        yield Segment(path, root, start, stop), stop - start
 
 
-def _length(segment: Segment, end: int, task_bytes: int) -> int:
-    if segment.stop is not None:
-        return segment.stop - segment.start
-    return task_bytes if end < 0 else max(0, end - segment.start)
+def ready() -> None:
+    """Nothing: called once in each new worker process, so that it starts (and imports this module)
+    while the main process still reads the snapshot."""
 
 
-def key_segments(segments: list[Segment], max_line_bytes: int, niceness: int) -> list[Keyed]:
-    """Key every line of each segment (runs in a worker process; ``niceness`` lowers its priority)."""
-    if niceness:
+def key_segments(
+    segments: list[Segment], max_line_bytes: int, niceness: int, snapshot_path: str
+) -> list[Keyed]:
+    """Key every line of each segment and check it against the snapshot ``StoredKeys.save`` wrote
+    (runs in a worker process; ``niceness`` lowers its priority)."""
+    if niceness and os.getpriority(os.PRIO_PROCESS, 0) < niceness:
         os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    snapshot = _snapshot(snapshot_path)
     results = []
     for segment in segments:
         keyed = Keyed(segment)
         try:
-            _key_into(keyed, max_line_bytes)
+            _key_into(keyed, max_line_bytes, snapshot)
         except FileNotFoundError:
             keyed.error = "vanished"
         except OSError as exc:
@@ -103,26 +144,23 @@ def key_segments(segments: list[Segment], max_line_bytes: int, niceness: int) ->
     return results
 
 
-def _key_into(keyed: Keyed, max_line_bytes: int) -> None:
+def _key_into(keyed: Keyed, max_line_bytes: int, snapshot: StoredKeys) -> None:
     segment = keyed.segment
     path = Path(segment.path)
     first = _first_line_start(path, segment.start)
-    if first is None or (segment.stop is not None and first >= segment.stop):
+    stop = segment.stop
+    if first is None or (stop is not None and first >= stop):
         return
     result = ReadResult(end=first)
-    offsets, keys, bad = keyed.offsets, keyed.keys, keyed.bad
-    stop = segment.stop
-    for raw in read_lines(path, first, max_line_bytes=max_line_bytes, result=result):
-        if stop is not None and raw.offset >= stop:
+    for item in read_blocks(path, first, max_line_bytes=max_line_bytes, result=result):
+        if stop is not None and item.offset >= stop:
             return
-        key = key_line(raw)
-        if key is None:
+        if isinstance(item, LineBlock):
+            keyed.add(key_block(item if stop is None else item.before(stop)), snapshot)
             continue
-        if isinstance(key, BadLine):
-            bad.append((key.offset, key.sha256))
-        else:
-            offsets.append(raw.offset)
-            keys.append(key)
+        oversize = key_line(item)
+        assert isinstance(oversize, BadLine)
+        keyed.add_oversize(oversize)
     if stop is None:
         keyed.pending = result.pending
 

@@ -1,55 +1,97 @@
 """A snapshot of every key the archive holds, 8 bytes a key, for membership tests without a round trip.
 
 Probing the primary key once per line costs a B-tree descent and text comparisons in PostgreSQL for
-every line on disk; reading every key once, in key order, costs one index-only scan. Each key is kept
-as its 64-bit ``hash()`` in a sorted array, so a GiB of transcripts (1.4 million keys) takes about
-11 MB. A key whose hash is absent is certainly not in the snapshot (the caller then asks the
-database, which also catches rows committed after the snapshot was taken); a present hash is taken
-as stored: a false match needs a 64-bit collision, odds of about one in 10^13 per line.
+every line on disk; reading every key once costs one sequential scan. Each key is kept as the first
+8 bytes of its MD5, computed by PostgreSQL on the way out (one binary ``COPY``, 14 bytes a key on the
+wire) and by the worker processes for the keys they find on disk, so a GiB of transcripts (1.4 million
+keys) is an 11 MB sorted array, tested a whole block of keys at a time (``numpy.searchsorted``).
+
+A key whose hash is absent is certainly not in the snapshot (the caller then asks the database, which
+also catches rows committed after the snapshot was taken); a present hash is taken as stored: a false
+match needs a 64-bit collision, odds of about one in 10^13 per line. A key the database would encode
+differently from UTF-8 only ever misses, and is then looked up exactly.
 """
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left
-from typing import Final, TypeAlias
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeAlias
 
-import asyncpg
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ("StoredKeys",)
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ("StoredKeys", "hash_keys")
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+Hashes: TypeAlias = npt.NDArray[np.uint64]
 
-PAGE_ROWS: Final = 100_000
-FIRST_PAGE: Final = "SELECT key FROM mnemo.entries ORDER BY key LIMIT $1"
-NEXT_PAGE: Final = "SELECT key FROM mnemo.entries WHERE key > $2 ORDER BY key LIMIT $1"
+ALL_KEY_HASHES: Final = "SELECT substring(decode(md5(key), 'hex') FROM 1 FOR 8) FROM mnemo.entries"
+_HASH = np.dtype("<u8")
+# Binary COPY: an 11-byte signature, flags and header-extension length, then per row a field count
+# (int16), the value's length (int32) and its 8 bytes; a 2-byte trailer.
+_COPY_HEADER = 19
+_COPY_ROW = np.dtype([("fields", ">i2"), ("length", ">i4"), ("hash", _HASH)])
+
+
+def hash_keys(keys: list[str]) -> Hashes:
+    """The snapshot's hash of each key, in order: PostgreSQL's ``md5`` of the key's UTF-8, 8 bytes."""
+    joined = b"".join([hashlib.md5(key.encode(), usedforsecurity=False).digest()[:8] for key in keys])
+    return np.frombuffer(joined, dtype=_HASH)
 
 
 class StoredKeys:
-    def __init__(self, hashes: array[int]) -> None:
+    def __init__(self, hashes: Hashes) -> None:
         self._hashes = hashes
 
     @classmethod
     async def load(cls, conn: Conn) -> StoredKeys:
-        """Read every key, a page at a time (keyset pagination: the memory held is one page)."""
-        values: list[int] = []
-        last: str | None = None
-        while True:
-            if last is None:
-                rows = await conn.fetch(FIRST_PAGE, PAGE_ROWS)
-            else:
-                rows = await conn.fetch(NEXT_PAGE, PAGE_ROWS, last)
-            values.extend(hash(row[0]) for row in rows)
-            if len(rows) < PAGE_ROWS:
-                break
-            last = rows[-1][0]
-        values.sort()
-        return cls(array("q", values))
+        """Read every key's hash in one consistent scan."""
+        received = bytearray()
+
+        async def collect(chunk: bytes) -> None:
+            received.extend(chunk)
+
+        await conn.copy_from_query(ALL_KEY_HASHES, output=collect, format="binary")
+        rows = np.frombuffer(received, dtype=_COPY_ROW, offset=_COPY_HEADER, count=_row_count(received))
+        if rows.size and not (np.all(rows["fields"] == 1) and np.all(rows["length"] == 8)):
+            raise ValueError("unexpected row layout in the key snapshot")
+        return cls(np.sort(rows["hash"]))
+
+    @classmethod
+    def open(cls, path: Path) -> StoredKeys:
+        """A snapshot :meth:`save` wrote (how worker processes get it: one file, not a copy per task)."""
+        return cls(np.fromfile(path, dtype=_HASH))
+
+    def save(self, directory: Path | None = None) -> Path:
+        with tempfile.NamedTemporaryFile(
+            prefix="mnemo-keys-", suffix=".u8", dir=directory, delete=False
+        ) as f:
+            self._hashes.tofile(f)
+        return Path(f.name)
 
     def __len__(self) -> int:
         return len(self._hashes)
 
     def __contains__(self, key: object) -> bool:
-        value = hash(key)
-        index = bisect_left(self._hashes, value)
-        return index < len(self._hashes) and self._hashes[index] == value
+        return isinstance(key, str) and bool(self.contains([key])[0])
+
+    def contains(self, keys: list[str]) -> npt.NDArray[np.bool_]:
+        """One flag per key: its hash is in the snapshot."""
+        wanted = hash_keys(keys)
+        if not len(self._hashes):
+            return np.zeros(len(wanted), dtype=np.bool_)
+        at = np.minimum(np.searchsorted(self._hashes, wanted), len(self._hashes) - 1)
+        held: npt.NDArray[np.bool_] = self._hashes[at] == wanted
+        return held
+
+
+def _row_count(received: bytearray) -> int:
+    body = len(received) - _COPY_HEADER - 2
+    if body < 0 or body % _COPY_ROW.itemsize:
+        raise ValueError(f"truncated key snapshot ({len(received)} bytes)")
+    return body // _COPY_ROW.itemsize

@@ -1,0 +1,41 @@
+"""The key snapshot: PostgreSQL's hash of a stored key and ours of a key on disk must agree, or every
+line would be a doubt (slow) — and a key the snapshot lacks must never be reported as held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from mnemo_otel.verify.stored import StoredKeys
+
+pytestmark = pytest.mark.anyio
+
+KEYS = ["1f0c4f5e-6a7b-4c2d-9e8f-0a1b2c3d4e5f", "sha256:" + "ab" * 32, "ü-ключ-键-🔑", "x"]
+
+
+async def _store(db: asyncpg.Connection, keys: list[str]) -> None:
+    await db.executemany(
+        """INSERT INTO mnemo.entries (key, entry_type, data, source_path, source_offset, source_host)
+           VALUES ($1, 'user', '{}'::jsonb, '/t.jsonl', $2, 'h')""",
+        [(key, n) for n, key in enumerate(keys)],
+    )
+
+
+async def test_stored_keys__holds_every_stored_key_and_no_other(
+    db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    await _store(db, KEYS)
+    snapshot = await StoredKeys.load(db)
+    assert len(snapshot) == len(KEYS)
+    assert snapshot.contains([*KEYS, "absent", "ü-ключ", ""]).tolist() == [True] * len(KEYS) + [False] * 3
+    reopened = StoredKeys.open(snapshot.save(tmp_path))
+    assert reopened.contains(KEYS).all() and "absent" not in reopened
+
+
+async def test_stored_keys__an_empty_archive_holds_nothing(db: asyncpg.Connection) -> None:
+    snapshot = await StoredKeys.load(db)
+    assert len(snapshot) == 0
+    assert snapshot.contains(["a", "b"]).tolist() == [False, False]
+    assert snapshot.contains([]).tolist() == []
