@@ -12,8 +12,11 @@ WORKDIR /src
 RUN python -m venv /opt/mnemo
 COPY requirements.lock pyproject.toml README.md ./
 COPY mnemo_otel ./mnemo_otel
+# Bytecode compiled here: the runtime image is read-only to its user and sets PYTHONDONTWRITEBYTECODE,
+# so without it every start (and every `mnemo-otel health`) would compile its imports again.
 RUN /opt/mnemo/bin/pip install --constraint requirements.lock . \
- && /opt/mnemo/bin/pip uninstall --yes pip
+ && /opt/mnemo/bin/pip uninstall --yes pip \
+ && /opt/mnemo/bin/python -m compileall -q /opt/mnemo/lib >/dev/null
 
 FROM python:3.11.17-slim-bookworm
 ENV PATH=/opt/mnemo/bin:$PATH \

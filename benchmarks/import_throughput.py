@@ -7,6 +7,10 @@ must. The importer does everything the data contract asks on top (entries with t
 and indexes, first-seen-wins keys, quarantine, exchanges and sessions folded, a checkpoint per batch in
 the same transaction), with telemetry on, exporting to a receiver that does nothing.
 
+A third run per round COPYs the same lines straight into a migrated ``mnemo.entries`` (envelope
+columns, primary key and session index; the first copy of each key only; one transaction): the cost
+of the table alone, which no importer keeping the data contract can go under.
+
 Runs alternate (importer first, then COPY first, ...), each on a fresh database; the figure is the
 median of the per-pair ratios, their spread is the noise. CPU seconds are reported beside the wall
 time: the client's (the importer process, or this process for the COPY) and the server's (every
@@ -24,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -31,6 +36,7 @@ import asyncpg
 import orjson
 import psutil
 
+from mnemo_otel.store.migrate import apply_migrations
 from testkit.null_receiver import running_null_receiver
 from testkit.postgres_server import PostgresServer
 from testkit.synthetic import write_corpus
@@ -59,10 +65,15 @@ class Throughput:
     max_rss_kib: int = 0
     importer: list[Run] = field(default_factory=list)
     copy: list[Run] = field(default_factory=list)
+    schema_copy: list[Run] = field(default_factory=list)
 
     @property
     def ratios(self) -> list[float]:
         return sorted(i.seconds / c.seconds for i, c in zip(self.importer, self.copy, strict=True))
+
+    @property
+    def schema_ratios(self) -> list[float]:
+        return sorted(i.seconds / c.seconds for i, c in zip(self.importer, self.schema_copy, strict=True))
 
 
 def measure(mb: float, *, runs: int = 5, seed: int = 7) -> Throughput:
@@ -79,12 +90,16 @@ def measure(mb: float, *, runs: int = 5, seed: int = 7) -> Throughput:
             with running_null_receiver() as receiver:
                 env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
                 for run in range(runs):
-                    for which in ("importer", "copy") if run % 2 == 0 else ("copy", "importer"):
+                    order = ("importer", "copy", "schema_copy")
+                    for which in order if run % 2 == 0 else order[::-1]:
                         dsn = create_database(server, f"bench_{which}_{run}")
+                        if which == "schema_copy":
+                            anyio.run(_migrated, dsn)
                         before = _server_cpu(server)
-                        if which == "copy":
+                        if which != "importer":
                             started, cpu = time.perf_counter(), _own_cpu()
-                            result.lines = anyio.run(_keyed_copy, dsn, files)
+                            copy = _keyed_copy if which == "copy" else _schema_copy
+                            result.lines = anyio.run(copy, dsn, files)
                             seconds, client = time.perf_counter() - started, _own_cpu() - cpu
                         else:
                             figures = import_in_child(dsn, root, telemetry=True, env=env)
@@ -109,6 +124,70 @@ async def _keyed_copy(dsn: str, files: Sequence[Path]) -> int:
     return lines
 
 
+async def _migrated(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def _schema_copy(dsn: str, files: Sequence[Path]) -> int:
+    """The same lines COPYed straight into ``mnemo.entries`` (its columns, its indexes), first copy of
+    each key only, one transaction: what the table itself costs, with none of the importer's work."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "entries", schema_name="mnemo", records=_enveloped(files), columns=ENVELOPE_COLUMNS
+            )
+        lines: int = await conn.fetchval("SELECT count(*) FROM mnemo.entries")
+    finally:
+        await conn.close()
+    return lines
+
+
+ENVELOPE_COLUMNS = [
+    "key", "entry_type", "uuid", "parent_uuid", "session_id", "ts", "data", "source_path", "source_offset",
+    "source_host",
+]  # fmt: skip
+
+
+def _enveloped(files: Sequence[Path]) -> Iterator[tuple[object, ...]]:
+    seen: set[str] = set()
+    for path in files:
+        offset = 0
+        with path.open("rb") as f:
+            for raw in f:
+                start, offset = offset, offset + len(raw)
+                if not raw.endswith(b"\n") or not raw.strip():
+                    continue
+                line = raw[:-1]
+                obj = orjson.loads(line)
+                key = _key(line, obj)
+                if key in seen:
+                    continue
+                seen.add(key)
+                stamp = obj.get("timestamp")
+                yield (
+                    key,
+                    obj.get("type") or "",
+                    obj.get("uuid") or None,
+                    obj.get("parentUuid") or None,
+                    obj.get("sessionId") or None,
+                    datetime.fromisoformat(stamp) if isinstance(stamp, str) else None,
+                    line.decode(),
+                    str(path),
+                    start,
+                    "bench",
+                )
+
+
+def _key(line: bytes, obj: dict[str, object]) -> str:
+    uuid = obj.get("uuid")
+    return uuid if isinstance(uuid, str) and uuid else "sha256:" + hashlib.sha256(line).hexdigest()
+
+
 def _keyed(files: Sequence[Path]) -> Iterator[tuple[str, str]]:
     """(key, line) for every complete, non-blank line: the importer's key rule, nothing else."""
     for path in files:
@@ -117,9 +196,7 @@ def _keyed(files: Sequence[Path]) -> Iterator[tuple[str, str]]:
                 if not raw.endswith(b"\n") or not raw.strip():
                     continue
                 line = raw[:-1]
-                uuid = orjson.loads(line).get("uuid")
-                key = uuid if isinstance(uuid, str) and uuid else "sha256:" + hashlib.sha256(line).hexdigest()
-                yield key, line.decode()
+                yield _key(line, orjson.loads(line)), line.decode()
 
 
 def _own_cpu() -> float:
@@ -169,12 +246,18 @@ def table(r: Throughput) -> str:
                 [
                     row("importer, telemetry on (null receiver)", r.importer),
                     row("keyed COPY (key text, data jsonb)", r.copy),
+                    row("COPY into mnemo.entries (its indexes)", r.schema_copy),
                 ],
             ),
             (
                 f"importer / keyed COPY, median of pair ratios: {med:.2f} (range {ratios[0]:.2f}-{ratios[-1]:.2f}; "
                 f"goal <= {GOAL_RATIO:.1f}: {verdict(med <= GOAL_RATIO)}); importer peak RSS "
                 f"{r.max_rss_kib / 1024:.0f} MiB"
+            ),
+            (
+                f"importer / COPY into mnemo.entries: {median(r.schema_ratios):.2f}; that COPY / keyed COPY: "
+                f"{median([s.seconds for s in r.schema_copy]) / median([c.seconds for c in r.copy]):.2f} "
+                "(what the table's own indexes and columns cost, before any of the importer's work)"
             ),
         ]
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -140,8 +141,54 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
             f"cannot serve health on {settings.health.host}:{settings.health.port}: {exc.strerror}"
         ) from exc
     health.start()
+    try:
+        async with anyio.create_task_group() as tasks:
+            # First of all: a stop during start-up (an embedded server starting, a slow database, the
+            # loss ledger loading) is as clean as one during the import, not the default action's 143.
+            tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
+            async with _daemon_sinks(settings) as (sink, chores):
+                await _serve(settings, roots, state, sink, chores, tasks)
+    except BaseExceptionGroup as group:  # the task group's wrapping: callers catch our errors by type
+        raise _sole(group) from None
+    finally:
+        health.stop()
+        logger.info("importer stopped")
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a task group wrapped (nested groups included), or the group itself."""
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        group = inner
+    return group
+
+
+@asynccontextmanager
+async def _daemon_sinks(settings: Settings) -> AsyncIterator[tuple[PostgresSink, PostgresSink]]:
+    """The importer's sink, and one connection of its own for the chores (never the importer's)."""
     sink = await open_sink(settings)
-    chores = await open_sink(settings, migrate=False, enroll=False, pool_size=1)  # never the importer's
+    try:
+        chores = await open_sink(settings, migrate=False, enroll=False, pool_size=1)
+        try:
+            yield sink, chores
+        finally:
+            with anyio.CancelScope(shield=True):
+                await chores.aclose()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sink.aclose()
+
+
+async def _serve(
+    settings: Settings,
+    roots: Sequence[Path],
+    state: LoopState,
+    sink: PostgresSink,
+    chores: PostgresSink,
+    tasks: anyio.abc.TaskGroup,
+) -> None:
     losses = LossLedger(chores, settings.host_id, state)
     maintenance = Maintenance(sink=chores, losses=losses, roots=roots, settings=settings, state=state)
     await maintenance.load()
@@ -159,18 +206,12 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
     watchdog.start()
     logger.info("importer started", extra={"mnemo.roots": len(roots)})
     try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
-            tasks.start_soon(_keep_membership, sink, state)
-            tasks.start_soon(maintenance.run)
-            await importer.run()
+        tasks.start_soon(_keep_membership, sink, state)
+        tasks.start_soon(maintenance.run)
+        await importer.run()
+        tasks.cancel_scope.cancel()  # the loop ended by itself: so do the chores and the signal watch
     finally:
         watchdog.stop()
-        health.stop()
-        with anyio.CancelScope(shield=True):
-            await chores.aclose()
-            await sink.aclose()
-        logger.info("importer stopped")
 
 
 def _volumes(settings: Settings, roots: Sequence[Path]) -> dict[str, Path]:

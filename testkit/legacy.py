@@ -11,18 +11,38 @@ from pathlib import Path
 from typing import Final
 
 import asyncpg
+import orjson
 
 from mnemo_otel.importer.batches import read_batch
-from mnemo_otel.model import FileRead
+from mnemo_otel.model import Entry, FileRead
 from mnemo_otel.settings import ImportSettings
 from mnemo_otel.store._fold import fold
 from mnemo_otel.store.migrate import apply_migrations
-from mnemo_otel.store.postgres import _entries_payload
 from mnemo_otel.transcripts.discovery import discover
 
 __all__ = ("SCHEMA_BEFORE_HOSTS", "import_before_hosts")
 
 SCHEMA_BEFORE_HOSTS: Final = 2
+
+
+def _entries_payload(entries: list[Entry]) -> str:
+    """``[[key, line, ts, raw, offset], ...]`` as JSON text: how schema 2's importer sent a batch."""
+    parts = [
+        b"["
+        + orjson.dumps(e.key)
+        + b","
+        + (e.jsonb or e.line)
+        + b","
+        + (orjson.dumps(e.timestamp.isoformat()) if e.timestamp is not None else b"null")
+        + b","
+        + (orjson.dumps(e.line.decode()) if e.jsonb is not None else b"null")
+        + b","
+        + str(e.offset).encode()
+        + b"]"
+        for e in entries
+    ]
+    return (b"[" + b",".join(parts) + b"]").decode()
+
 
 _INSERT_ENTRIES: Final = """
 INSERT INTO mnemo.entries AS e

@@ -6,9 +6,12 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -193,6 +196,42 @@ class TestRunCommand:
                 proc.kill()
                 proc.wait()
         assert "importer stopped" in log.read_text()
+
+    def test_run__a_stop_during_start_up_is_a_clean_exit(self, transcripts: Path) -> None:
+        """SIGTERM while the database does not answer yet: exit 0 (not killed by the signal)."""
+        health_port = free_port()
+        with socket.socket() as hole:  # accepts the connection, never answers the start-up packet
+            hole.bind(("127.0.0.1", 0))
+            hole.listen(8)
+            env = clean_env(
+                MNEMO_DATABASE_URL=f"postgresql://mnemo@127.0.0.1:{hole.getsockname()[1]}/mnemo",
+                MNEMO_HEALTH__PORT=str(health_port),
+                OTEL_SDK_DISABLED="true",
+            )
+            proc = subprocess.Popen(
+                [*CLI, "run", str(transcripts)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+            try:
+                _wait_for(lambda: _answers(health_port))  # started, and waiting on the database
+                time.sleep(0.5)
+                proc.send_signal(signal.SIGTERM)
+                output, _ = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        assert proc.returncode == 0, output.decode(errors="replace")
+        assert b"received SIGTERM" in output
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # unhealthy is an answer: the server is up
+    except OSError:
+        return False
 
 
 def _wait_for(condition: object, timeout: float = 30) -> None:

@@ -15,7 +15,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
-import orjson
 
 from .._version import __version__
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
@@ -212,11 +211,16 @@ class PostgresSink:
         if not batch.entries:
             return set()
         entries = batch.entries
-        payload = _entries_payload(entries)
-        rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id, self.host_id)
         first_index: dict[str, int] = {}
         for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)
+        rows = await conn.fetch(
+            q.INSERT_ENTRIES,
+            *_entry_columns([entries[first_index[key]] for key in sorted(first_index)]),
+            batch.path,
+            batch.trace_id,
+            self.host_id,
+        )
         stored = {first_index[row["key"]] for row in rows}
         for index in stored:
             outcome.stored[entries[index].entry_type] += 1
@@ -245,23 +249,19 @@ class PostgresSink:
             await conn.execute(q.MARK_MISSING, paths, self.host_id)
 
 
-def _entries_payload(entries: list[Entry]) -> str:
-    """``[[key, line, ts, raw, offset], ...]`` as JSON text, from lines that are JSON already."""
-    parts = [
-        b"["
-        + orjson.dumps(e.key)
-        + b","
-        + (e.jsonb or e.line)
-        + b","
-        + (orjson.dumps(e.timestamp.isoformat()) if e.timestamp is not None else b"null")
-        + b","
-        + (orjson.dumps(e.line.decode()) if e.jsonb is not None else b"null")
-        + b","
-        + str(e.offset).encode()
-        + b"]"
-        for e in entries
-    ]
-    return (b"[" + b",".join(parts) + b"]").decode()
+def _entry_columns(entries: list[Entry]) -> tuple[list[Any], ...]:
+    """The ``INSERT_ENTRIES`` arrays, one element per entry."""
+    return (
+        [e.key for e in entries],
+        [e.entry_type for e in entries],
+        [e.uuid for e in entries],
+        [e.parent_uuid for e in entries],
+        [e.session_id for e in entries],
+        [e.timestamp for e in entries],
+        [(e.jsonb or e.line).decode() for e in entries],
+        [e.line.decode() if e.jsonb is not None else None for e in entries],
+        [e.offset for e in entries],
+    )
 
 
 async def _keep_session(conn: Conn) -> None:
