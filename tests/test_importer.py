@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -79,6 +80,35 @@ async def test_import__json_that_jsonb_refuses_is_stored_losslessly(
     assert rows["sur"]["raw"].encode() == originals[1]
     assert rows[summary_key]["raw"].encode() == originals[2]
     assert orjson.loads(rows["nul"]["data"])["text"] == "before\ufffdafter"
+
+
+async def test_import__envelope_columns_hold_exactly_what_the_line_says(
+    sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    stamps = {
+        "first": "0001-01-01T00:00:00.000001+00:00",
+        "before-epoch": "1969-12-31T23:59:59.999999Z",
+        "offset": "2025-07-01T10:00:00.123456+05:30",
+        "last": "9999-12-31T23:59:59.999999Z",
+    }
+    lines = [
+        orjson.dumps({"uuid": u, "type": "user", "sessionId": "s", "parentUuid": "p", "timestamp": t})
+        for u, t in stamps.items()
+    ]
+    lines.append(b'{"uuid":"odd","type":7,"sessionId":"","parentUuid":null,"timestamp":"yesterday"}')
+    (transcripts / "s.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+    await import_once(sink, transcripts)
+
+    rows = {
+        r["key"]: r
+        for r in await db.fetch(
+            "SELECT key, entry_type, uuid, parent_uuid, session_id, ts FROM mnemo.entries"
+        )
+    }
+    for uuid, stamp in stamps.items():
+        assert tuple(rows[uuid].values())[1:] == ("user", uuid, "p", "s", datetime.fromisoformat(stamp))
+    assert tuple(rows["odd"].values())[1:] == ("", "odd", None, None, None)
 
 
 async def test_import__resumed_session_repeating_uuids_stores_each_once_and_the_original_wins(

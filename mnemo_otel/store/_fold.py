@@ -82,9 +82,11 @@ def _exchange(exchanges: dict[tuple[str, str], ExchangeDelta], key: tuple[str, s
 
 def _touch(delta: ExchangeDelta, entry: Entry) -> None:
     delta.entry_count += 1
-    delta.last_entry_uuid = entry.uuid or delta.last_entry_uuid
-    if entry.timestamp is not None:
-        delta.last_entry_at = max(filter(None, (delta.last_entry_at, entry.timestamp)))
+    if entry.uuid:
+        delta.last_entry_uuid = entry.uuid
+    stamp = entry.timestamp
+    if stamp is not None and (delta.last_entry_at is None or stamp > delta.last_entry_at):
+        delta.last_entry_at = stamp
 
 
 def _count_session(sessions: dict[str, SessionDelta], entry: Entry) -> None:
@@ -93,6 +95,9 @@ def _count_session(sessions: dict[str, SessionDelta], entry: Entry) -> None:
     if delta is None:
         delta = sessions[entry.session_id] = SessionDelta(entry.session_id)
     delta.entry_count += 1
-    if entry.timestamp is not None:
-        delta.first_entry_at = min(filter(None, (delta.first_entry_at, entry.timestamp)))
-        delta.last_entry_at = max(filter(None, (delta.last_entry_at, entry.timestamp)))
+    stamp = entry.timestamp
+    if stamp is not None:
+        if delta.first_entry_at is None or stamp < delta.first_entry_at:
+            delta.first_entry_at = stamp
+        if delta.last_entry_at is None or stamp > delta.last_entry_at:
+            delta.last_entry_at = stamp

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
+import orjson
 
 from .._version import __version__
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
@@ -214,13 +216,8 @@ class PostgresSink:
         first_index: dict[str, int] = {}
         for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)
-        rows = await conn.fetch(
-            q.INSERT_ENTRIES,
-            *_entry_columns([entries[first_index[key]] for key in sorted(first_index)]),
-            batch.path,
-            batch.trace_id,
-            self.host_id,
-        )
+        payload = _entries_payload([entries[first_index[key]] for key in sorted(first_index)])
+        rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id, self.host_id)
         stored = {first_index[row["key"]] for row in rows}
         for index in stored:
             outcome.stored[entries[index].entry_type] += 1
@@ -249,19 +246,31 @@ class PostgresSink:
             await conn.execute(q.MARK_MISSING, paths, self.host_id)
 
 
-def _entry_columns(entries: list[Entry]) -> tuple[list[Any], ...]:
-    """The ``INSERT_ENTRIES`` arrays, one element per entry."""
-    return (
-        [e.key for e in entries],
-        [e.entry_type for e in entries],
-        [e.uuid for e in entries],
-        [e.parent_uuid for e in entries],
-        [e.session_id for e in entries],
-        [e.timestamp for e in entries],
-        [(e.jsonb or e.line).decode() for e in entries],
-        [e.line.decode() if e.jsonb is not None else None for e in entries],
-        [e.offset for e in entries],
-    )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _entries_payload(entries: list[Entry]) -> bytes:
+    """The ``INSERT_ENTRIES`` rows as one JSON array, UTF-8: scalars encoded, lines pasted as they are."""
+    rows = [
+        orjson.dumps(
+            [
+                e.key,
+                e.entry_type,
+                e.uuid,
+                e.parent_uuid,
+                e.session_id,
+                None if e.timestamp is None else (e.timestamp - _EPOCH) // _MICROSECOND,
+                e.offset,
+                e.line.decode() if e.jsonb is not None else None,
+            ]
+        )[:-1]
+        + b","
+        + (e.jsonb or e.line)
+        + b"]"
+        for e in entries
+    ]
+    return b"[" + b",".join(rows) + b"]"
 
 
 async def _keep_session(conn: Conn) -> None:
