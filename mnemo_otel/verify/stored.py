@@ -15,6 +15,7 @@ differently from UTF-8 only ever misses, and is then looked up exactly.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
@@ -27,10 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = ("StoredKeys", "hash_keys")
 
+logger = logging.getLogger(__name__)
+
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 Hashes: TypeAlias = npt.NDArray[np.uint64]
 
 ALL_KEY_HASHES: Final = "SELECT substring(decode(md5(key), 'hex') FROM 1 FOR 8) FROM mnemo.entries"
+ALL_KEYS: Final = "SELECT key FROM mnemo.entries"
+PAGE_ROWS: Final = 50_000
 _HASH = np.dtype("<u8")
 # Binary COPY: an 11-byte signature, flags and header-extension length, then per row a field count
 # (int16), the value's length (int32) and its 8 bytes; a 2-byte trailer.
@@ -50,17 +55,20 @@ class StoredKeys:
 
     @classmethod
     async def load(cls, conn: Conn) -> StoredKeys:
-        """Read every key's hash in one consistent scan."""
-        received = bytearray()
+        """Read every key's hash in one consistent scan, hashed by the server; by us when the server
+        refuses MD5 (a build in FIPS mode), slower but the same snapshot."""
+        import asyncpg  # here, not at the top: the worker processes that import this module never connect
 
-        async def collect(chunk: bytes) -> None:
-            received.extend(chunk)
-
-        await conn.copy_from_query(ALL_KEY_HASHES, output=collect, format="binary")
-        rows = np.frombuffer(received, dtype=_COPY_ROW, offset=_COPY_HEADER, count=_row_count(received))
-        if rows.size and not (np.all(rows["fields"] == 1) and np.all(rows["length"] == 8)):
-            raise ValueError("unexpected row layout in the key snapshot")
-        return cls(np.sort(rows["hash"]))
+        try:
+            hashes = await _hashed_by_server(conn)
+        except (
+            asyncpg.InternalServerError,
+            asyncpg.FeatureNotSupportedError,
+            asyncpg.UndefinedFunctionError,
+        ) as exc:
+            logger.warning("the database refused md5() (%s); hashing the stored keys here", exc.sqlstate)
+            hashes = await _hashed_here(conn)
+        return cls(np.sort(hashes))
 
     @classmethod
     def open(cls, path: Path) -> StoredKeys:
@@ -88,6 +96,30 @@ class StoredKeys:
         at = np.minimum(np.searchsorted(self._hashes, wanted), len(self._hashes) - 1)
         held: npt.NDArray[np.bool_] = self._hashes[at] == wanted
         return held
+
+
+async def _hashed_by_server(conn: Conn) -> Hashes:
+    received = bytearray()
+
+    async def collect(chunk: bytes) -> None:
+        received.extend(chunk)
+
+    await conn.copy_from_query(ALL_KEY_HASHES, output=collect, format="binary")
+    rows = np.frombuffer(received, dtype=_COPY_ROW, offset=_COPY_HEADER, count=_row_count(received))
+    if rows.size and not (np.all(rows["fields"] == 1) and np.all(rows["length"] == 8)):
+        raise ValueError("unexpected row layout in the key snapshot")
+    hashes: Hashes = rows["hash"]
+    return hashes
+
+
+async def _hashed_here(conn: Conn) -> Hashes:
+    """Every key read through a cursor (a page in memory at a time) and hashed as the workers do."""
+    parts: list[Hashes] = []
+    async with conn.transaction(readonly=True):
+        cursor = await conn.cursor(ALL_KEYS)
+        while page := await cursor.fetch(PAGE_ROWS):
+            parts.append(hash_keys([row[0] for row in page]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=_HASH)
 
 
 def _row_count(received: bytearray) -> int:

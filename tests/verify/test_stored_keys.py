@@ -39,3 +39,21 @@ async def test_stored_keys__an_empty_archive_holds_nothing(db: asyncpg.Connectio
     assert len(snapshot) == 0
     assert snapshot.contains(["a", "b"]).tolist() == [False, False]
     assert snapshot.contains([]).tolist() == []
+
+
+async def test_stored_keys__a_server_that_refuses_md5_gives_the_same_snapshot(
+    db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _store(db, KEYS)
+    by_server = await StoredKeys.load(db)
+    # md5() as a FIPS-mode server answers it, found first on this connection's search path
+    await db.execute(
+        """CREATE FUNCTION public.md5(text) RETURNS text LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'XX000', MESSAGE = 'md5 disabled for FIPS'; END $$"""
+    )
+    await db.execute("SET search_path = public, pg_catalog")
+    refused = await StoredKeys.load(db)
+    assert "refused md5()" in caplog.text
+    assert len(refused) == len(by_server)
+    assert refused.contains([*KEYS, "absent"]).tolist() == by_server.contains([*KEYS, "absent"]).tolist()
+    assert refused.contains(KEYS).all()
