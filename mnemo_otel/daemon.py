@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from .state import LoopState
 from .store import fleet
 from .store.postgres import PostgresSink, translate_errors
 from .telemetry.instruments import ImportTelemetry
+from .verify.loss_journal import LossJournal, journal_path
 from .verify.losses import LossLedger
 from .verify.scrub import Maintenance
 from .watchdog import Watchdog
@@ -189,7 +191,9 @@ async def _serve(
     chores: PostgresSink,
     tasks: anyio.abc.TaskGroup,
 ) -> None:
-    losses = LossLedger(chores, settings.host_id, state)
+    losses = LossLedger(
+        chores, settings.host_id, state, LossJournal(journal_path(settings.data_dir, _archive(settings)))
+    )
     maintenance = Maintenance(sink=chores, losses=losses, roots=roots, settings=settings, state=state)
     await maintenance.load()
     settle_heap()
@@ -212,6 +216,15 @@ async def _serve(
         tasks.cancel_scope.cancel()  # the loop ended by itself: so do the chores and the signal watch
     finally:
         watchdog.stop()
+
+
+def _archive(settings: Settings) -> str:
+    """Which archive this is, for naming local state: the database URL without its password or
+    query (hashed by the caller, never shown), or the embedded server."""
+    if settings.database_url is None:
+        return "embedded"
+    url = settings.database_url.get_secret_value().split("?", 1)[0]
+    return re.sub(r"^([^:/]+://[^:@/]*):[^@/]*@", r"\1@", url)
 
 
 def _volumes(settings: Settings, roots: Sequence[Path]) -> dict[str, Path]:

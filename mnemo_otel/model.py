@@ -6,6 +6,7 @@ application's own ``Sink`` all speak these types without reaching into each othe
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -160,6 +161,8 @@ class SourceLoss:
     seen_end: int
     committed: int | None
     detected_at: float
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Recording the same event twice (replaying the local journal after a crash) records it once."""
 
 
 # -- writing ----------------------------------------------------------------------------------------

@@ -20,13 +20,18 @@ __all__ = (
     "loss_totals",
     "record_loss",
     "record_scrub",
+    "recorded_events",
 )
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 INSERT_LOSS: Final = """
-INSERT INTO mnemo.source_losses (host_id, source_path, reason, lost_bytes, detected_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO mnemo.source_losses (host_id, source_path, reason, lost_bytes, detected_at, event_id)
+VALUES ($1, $2, $3, $4, $5, $6::text::uuid)
+ON CONFLICT (event_id) DO NOTHING
+"""
+RECORDED_EVENTS: Final = """
+SELECT replace(event_id::text, '-', '') FROM mnemo.source_losses WHERE event_id = ANY($1::text[]::uuid[])
 """
 LOSS_TOTALS: Final = """
 SELECT count(*) AS events, COALESCE(sum(lost_bytes), 0)::bigint AS lost_bytes
@@ -56,10 +61,16 @@ class LastScrub:
 
 
 async def record_loss(
-    conn: Conn, host_id: str, path: str, reason: str, lost_bytes: int, detected_at: float
+    conn: Conn, host_id: str, path: str, reason: str, lost_bytes: int, detected_at: float, event_id: str
 ) -> None:
+    """Once per ``event_id``: recording an event again (a replayed journal) changes nothing."""
     when = datetime.fromtimestamp(detected_at, UTC)
-    await conn.execute(INSERT_LOSS, host_id, path, reason, lost_bytes, when)
+    await conn.execute(INSERT_LOSS, host_id, path, reason, lost_bytes, when, event_id)
+
+
+async def recorded_events(conn: Conn, event_ids: list[str]) -> set[str]:
+    """Which of these events (32 hex digits each) the database holds already."""
+    return {row[0] for row in await conn.fetch(RECORDED_EVENTS, event_ids)}
 
 
 async def loss_totals(conn: Conn, host_id: str | None) -> LossTotals:

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from mnemo_otel.health import evaluate
 from mnemo_otel.importer.file_import import FileProgress
 from mnemo_otel.importer.loss import complete_end, observe, vanished
@@ -13,6 +15,7 @@ from mnemo_otel.model import SourceLoss
 from mnemo_otel.retention import cleanup_period_days, settings_path
 from mnemo_otel.settings import HealthSettings
 from mnemo_otel.state import LoopState
+from mnemo_otel.verify.loss_journal import LossJournal, journal_path
 
 LINE = b'{"type":"user","uuid":"x"}\n'
 
@@ -120,3 +123,35 @@ def test_health__warns_about_losses_mismatches_and_a_short_retention() -> None:
     report = evaluate(state, HealthSettings(), ready=True)
     assert report.source_lost_bytes == 381 and report.verify_missing == 2
     assert len(report.reasons) == 3  # lost bytes, the mismatch, and no database yet
+
+
+def test_loss_journal__keeps_events_across_instances_and_skips_a_line_cut_by_a_crash(tmp_path: Path) -> None:
+    path = journal_path(tmp_path / "data", "postgresql://mnemo@db/mnemo")
+    first, second = (SourceLoss(f"/t/{n}.jsonl", "deleted", 100, 40, 1.5) for n in range(2))
+    LossJournal(path).append(first)
+    LossJournal(path).append(second)
+    with path.open("ab") as f:
+        f.write(b'{"path":"/t/cut.jsonl","rea')
+    assert LossJournal(path).read() == [first, second]
+    LossJournal(path).rewrite([second])
+    assert LossJournal(path).read() == [second]
+    LossJournal(path).rewrite([])
+    assert not path.exists()
+
+
+def test_loss_journal__an_unwritable_journal_is_reported_once_and_loses_nothing_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data directory should be")
+    journal = LossJournal(journal_path(blocker, "embedded"))
+    for n in range(3):
+        journal.append(SourceLoss(f"/t/{n}.jsonl", "deleted", 100, 40, 1.5))
+    assert journal.read() == []
+    assert caplog.text.count("loss journal unusable") == 1
+
+
+def test_journal_path__one_journal_per_archive() -> None:
+    root = Path("/var/lib/mnemo")
+    assert journal_path(root, "postgresql://a@db/x") == journal_path(root, "postgresql://a@db/x")
+    assert journal_path(root, "postgresql://a@db/x") != journal_path(root, "postgresql://a@db/y")

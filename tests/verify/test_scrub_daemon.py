@@ -123,6 +123,7 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
         MNEMO_RETRY__INITIAL_SECONDS="0.1",
         MNEMO_RETRY__MAX_SECONDS="0.5",
         MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1",
+        MNEMO_DATA_DIR=str(tmp_path / "data"),
         CLAUDE_CONFIG_DIR=str(claude),
     )
     appended = entry("c") + entry("d") + entry("e")
@@ -162,6 +163,65 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
         wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=30, what="lost, restarted")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+
+
+def test_source_lost__a_loss_noticed_while_the_database_is_down_survives_a_restart_and_is_recorded_once(
+    transcripts: Path, tmp_path: Path
+) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        _lost_then_restarted_while_down(server, transcripts, tmp_path)
+    finally:
+        server.destroy()
+
+
+def _lost_then_restarted_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path) -> None:
+    dsn, port, data = server.dsn(), free_port(), tmp_path / "data"
+    path = transcripts / "s.jsonl"
+    path.write_bytes(entry("a") + entry("b"))
+    env = daemon_env(
+        dsn,
+        None,
+        OTEL_SDK_DISABLED="true",
+        MNEMO_HEALTH__PORT=str(port),
+        MNEMO_RETRY__INITIAL_SECONDS="0.1",
+        MNEMO_RETRY__MAX_SECONDS="0.5",
+        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1",
+        MNEMO_DATA_DIR=str(data),
+    )
+    appended = entry("c") + entry("d") + entry("e")
+    with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
+        wait_for(
+            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
+        )
+        server.stop()
+        with path.open("ab") as f:
+            f.write(appended)
+        wait_for(lambda: _health(port)["backlog_bytes"] >= len(appended), timeout=30, what="the append seen")
+        path.unlink()
+        wait_for(lambda: _health(port)["source_lost_bytes"] == len(appended), timeout=30, what="counted")
+        proc.send_signal(signal.SIGTERM)  # the database is still down: the event is only in the journal
+        assert proc.wait(timeout=60) == 0
+    (journal,) = data.glob("pending-losses-*.jsonl")
+    journaled = journal.read_bytes()
+    assert len(journaled.splitlines()) == 1
+
+    server.start()
+    for run in ("second", "replayed"):  # the replay: a crash after recording, before the journal shrank
+        with running_daemon(transcripts, env, tmp_path / f"{run}.log") as proc:
+            wait_for(
+                lambda: scalar_or(0, dsn, "SELECT count(*) FROM mnemo.source_losses") == 1,
+                timeout=60,
+                what="the record",
+            )
+            wait_for(lambda: not journal.exists(), timeout=30, what="the journal emptied")
+            assert _health(port)["source_lost_bytes"] == len(appended)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        rows = fetch(dsn, "SELECT source_path, reason, lost_bytes FROM mnemo.source_losses")
+        assert [tuple(r.values()) for r in rows] == [(str(path), "deleted", len(appended))]
+        journal.write_bytes(journaled)
 
 
 def _health(port: int) -> dict[str, Any]:
