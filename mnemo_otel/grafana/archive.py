@@ -22,8 +22,11 @@ SOURCE_LOST_WINDOW: Final = "1h"
 _ON_HOST = "{{ with $labels.service_instance_id }} on {{ . }}{{ end }}"
 
 _MISSING = f"max by ({HOST}) ({names.VERIFY_MISSING.prometheus})"
+# Since the last completed scrub; for a host that has never completed one, since its importer started
+# (a scrub that fails every time would otherwise never be overdue).
 _SCRUB_AGE_IN_INTERVALS = (
-    f"(time() - max by ({HOST}) ({names.VERIFY_LAST_RUN.prometheus}))"
+    f"((time() - max by ({HOST}) ({names.VERIFY_LAST_RUN.prometheus}))"
+    f" or max by ({HOST}) ({names.PROCESS_UPTIME.prometheus}))"
     f" / max by ({HOST}) ({names.VERIFY_INTERVAL.prometheus})"
 )
 _LOST = f"sum by ({HOST}) (increase({names.SOURCE_LOST.prometheus}[{SOURCE_LOST_WINDOW}]))"
@@ -75,6 +78,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         description=(
             "Scrubs run every MNEMO_VERIFY__INTERVAL_SECONDS (one day by default) and the time of the "
             f"last completed one is kept across restarts. None for {SCRUB_OVERDUE_INTERVALS} intervals "
+            "(or, on a host that never completed one, for that long since its importer started) "
             "means they keep failing (database errors, unreadable files) or the importer restarts "
             "before one completes: losses would go unnoticed."
         ),
