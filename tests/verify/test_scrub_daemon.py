@@ -116,26 +116,11 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
     claude = tmp_path / "claude"
     claude.mkdir()
     (claude / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 3}))
-    env = daemon_env(
-        dsn,
-        otlp.url,
-        MNEMO_HEALTH__PORT=str(port),
-        MNEMO_RETRY__INITIAL_SECONDS="0.1",
-        MNEMO_RETRY__MAX_SECONDS="0.5",
-        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1",
-        MNEMO_DATA_DIR=str(tmp_path / "data"),
-        CLAUDE_CONFIG_DIR=str(claude),
-    )
+    env = _loss_env(dsn, otlp.url, port, tmp_path, CLAUDE_CONFIG_DIR=str(claude))
     appended = entry("c") + entry("d") + entry("e")
     with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
-        wait_for(
-            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
-        )
-        server.stop()
-        with path.open("ab") as f:
-            f.write(appended + b'{"type":"user","uuid":"partial"')  # the unterminated tail is not a loss
-        wait_for(lambda: _health(port)["backlog_bytes"] >= len(appended), timeout=30, what="the append seen")
-        path.unlink()
+        # the unterminated tail is not a loss
+        _delete_appended_while_down(server, port, path, appended, tail=b'{"type":"user","uuid":"partial"')
         server.start()
         wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=60, what="source.lost")
         wait_for(
@@ -180,26 +165,10 @@ def _lost_then_restarted_while_down(server: PostgresServer, transcripts: Path, t
     dsn, port, data = server.dsn(), free_port(), tmp_path / "data"
     path = transcripts / "s.jsonl"
     path.write_bytes(entry("a") + entry("b"))
-    env = daemon_env(
-        dsn,
-        None,
-        OTEL_SDK_DISABLED="true",
-        MNEMO_HEALTH__PORT=str(port),
-        MNEMO_RETRY__INITIAL_SECONDS="0.1",
-        MNEMO_RETRY__MAX_SECONDS="0.5",
-        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1",
-        MNEMO_DATA_DIR=str(data),
-    )
+    env = _loss_env(dsn, None, port, tmp_path, OTEL_SDK_DISABLED="true")
     appended = entry("c") + entry("d") + entry("e")
     with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
-        wait_for(
-            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
-        )
-        server.stop()
-        with path.open("ab") as f:
-            f.write(appended)
-        wait_for(lambda: _health(port)["backlog_bytes"] >= len(appended), timeout=30, what="the append seen")
-        path.unlink()
+        _delete_appended_while_down(server, port, path, appended)
         wait_for(lambda: _health(port)["source_lost_bytes"] == len(appended), timeout=30, what="counted")
         proc.send_signal(signal.SIGTERM)  # the database is still down: the event is only in the journal
         assert proc.wait(timeout=60) == 0
@@ -222,6 +191,33 @@ def _lost_then_restarted_while_down(server: PostgresServer, transcripts: Path, t
         rows = fetch(dsn, "SELECT source_path, reason, lost_bytes FROM mnemo.source_losses")
         assert [tuple(r.values()) for r in rows] == [(str(path), "deleted", len(appended))]
         journal.write_bytes(journaled)
+
+
+def _loss_env(dsn: str, otlp_url: str | None, port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return daemon_env(
+        dsn,
+        otlp_url,
+        MNEMO_HEALTH__PORT=str(port),
+        MNEMO_RETRY__INITIAL_SECONDS="0.1",
+        MNEMO_RETRY__MAX_SECONDS="0.5",
+        MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1",
+        MNEMO_DATA_DIR=str(tmp_path / "data"),
+        **extra,
+    )
+
+
+def _delete_appended_while_down(
+    server: PostgresServer, port: int, path: Path, appended: bytes, tail: bytes = b""
+) -> None:
+    """The daemon has imported the file's two lines: stop the database, append complete lines (and
+    ``tail``), wait until the daemon has seen them, delete the file."""
+    dsn = server.dsn()
+    wait_for(lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
+    server.stop()
+    with path.open("ab") as f:
+        f.write(appended + tail)
+    wait_for(lambda: _health(port)["backlog_bytes"] >= len(appended), timeout=30, what="the append seen")
+    path.unlink()
 
 
 def _health(port: int) -> dict[str, Any]:
