@@ -12,16 +12,17 @@ import re
 import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 
 from .embedded import start_embedded_postgres
 from .errors import ConfigError, StoreError
 from .health import HealthServer
 from .importer import Importer, ImportSummary
+from .importer._concurrency import run_all
 from .settings import Settings
 from .state import LoopState
 from .store import fleet
@@ -143,28 +144,25 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
             f"cannot serve health on {settings.health.host}:{settings.health.port}: {exc.strerror}"
         ) from exc
     health.start()
+    stop = anyio.CancelScope()
     try:
-        async with anyio.create_task_group() as tasks:
-            # First of all: a stop during start-up (an embedded server starting, a slow database, the
-            # loss ledger loading) is as clean as one during the import, not the default action's 143.
-            tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
-            async with _daemon_sinks(settings) as (sink, chores):
-                await _serve(settings, roots, state, sink, chores, tasks)
-    except BaseExceptionGroup as group:  # the task group's wrapping: callers catch our errors by type
-        raise _sole(group) from None
+        with stop:
+            # The signal watch first of all: a stop during start-up (an embedded server starting, a
+            # slow database, the loss ledger loading) is as clean as one during the import, not the
+            # default action's 143. ``run_all`` lets start-up errors out as themselves (exit codes).
+            await run_all(
+                partial(_cancel_on_signal, stop), partial(_serve_with_sinks, settings, roots, state, stop)
+            )
     finally:
         health.stop()
         logger.info("importer stopped")
 
 
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one error a task group wrapped (nested groups included), or the group itself."""
-    while len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        if not isinstance(inner, BaseExceptionGroup):
-            return inner
-        group = inner
-    return group
+async def _serve_with_sinks(
+    settings: Settings, roots: Sequence[Path], state: LoopState, stop: anyio.CancelScope
+) -> None:
+    async with _daemon_sinks(settings) as (sink, chores):
+        await _serve(settings, roots, state, sink, chores, stop)
 
 
 @asynccontextmanager
@@ -189,7 +187,7 @@ async def _serve(
     state: LoopState,
     sink: PostgresSink,
     chores: PostgresSink,
-    tasks: anyio.abc.TaskGroup,
+    stop: anyio.CancelScope,
 ) -> None:
     losses = LossLedger(
         chores, settings.host_id, state, LossJournal(journal_path(settings.data_dir, _archive(settings)))
@@ -209,11 +207,13 @@ async def _serve(
     watchdog = Watchdog(state, settings.watchdog.timeout_seconds)
     watchdog.start()
     logger.info("importer started", extra={"mnemo.roots": len(roots)})
-    try:
-        tasks.start_soon(_keep_membership, sink, state)
-        tasks.start_soon(maintenance.run)
+
+    async def import_then_stop() -> None:
         await importer.run()
-        tasks.cancel_scope.cancel()  # the loop ended by itself: so do the chores and the signal watch
+        stop.cancel()  # the loop ended by itself: so do the chores and the signal watch
+
+    try:
+        await run_all(partial(_keep_membership, sink, state), maintenance.run, import_then_stop)
     finally:
         watchdog.stop()
 

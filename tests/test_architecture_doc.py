@@ -31,6 +31,9 @@ def test_layout__every_module_the_map_names_exists() -> None:
         assert any(p.is_file() for p in candidates), module
 
 
+DESIGN_FILE = "DESIGN" + ".md"  # spelt in two parts, so this guard does not cite it either
+
+
 def test_repository__points_at_no_design_file_outside_it() -> None:
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
@@ -39,7 +42,7 @@ def test_repository__points_at_no_design_file_outside_it() -> None:
         path
         for path in tracked
         if path.endswith((".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".sql"))
-        and "DESIGN.md" in (REPO / path).read_text(encoding="utf-8", errors="replace")
+        and DESIGN_FILE in (REPO / path).read_text(encoding="utf-8", errors="replace")
         and path != "tests/test_architecture_doc.py"
     ]
     assert offenders == []

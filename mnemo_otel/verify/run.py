@@ -23,7 +23,7 @@ from ..store.postgres import PostgresSink, translate_errors
 from ..transcripts.discovery import discover
 from .lookup import Findings, check_keyed
 from .report import Tally, VerifyReport
-from .segments import SEGMENT_BYTES, Segment, key_segments, plan_tasks, ready
+from .segments import SEGMENT_BYTES, PlannedFile, Segment, key_segments, plan_tasks, ready
 from .stored import StoredKeys
 
 __all__ = ("VerifyOptions", "run_verify")
@@ -50,7 +50,7 @@ class VerifyOptions:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    files: list[tuple[str, str, int]]
+    files: list[PlannedFile]
     size: int
 
 
@@ -150,8 +150,8 @@ async def _committed(sink: PostgresSink, paths: list[str]) -> dict[str, tuple[in
 
 
 def _plan(found: list[tuple[str, str]], limits: dict[str, tuple[int, int | None]] | None) -> _Plan:
-    """``(path, root, end)`` per file: ``-1`` reads to EOF; a checkpoint limits the scrub to it."""
-    files: list[tuple[str, str, int]] = []
+    """Each file to its end, or (a scrub) to its checkpoint."""
+    files: list[PlannedFile] = []
     size = 0
     for path, root in found:
         try:
@@ -159,13 +159,13 @@ def _plan(found: list[tuple[str, str]], limits: dict[str, tuple[int, int | None]
         except OSError:
             continue  # vanished since discovery, or unreadable: the keying step reports the latter
         if limits is None:
-            files.append((path, root, -1))
+            files.append(PlannedFile(path, root, stat.st_size, to_eof=True))
             size += stat.st_size
             continue
         offset, inode = limits.get(path, (0, None))
         # Not imported yet, cut short or replaced since: the live importer's business, not a loss.
         if offset <= 0 or stat.st_size < offset or (inode is not None and inode != stat.st_ino):
             continue
-        files.append((path, root, offset))
+        files.append(PlannedFile(path, root, offset, to_eof=False))
         size += offset
     return _Plan(files, size)

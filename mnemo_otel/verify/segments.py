@@ -22,7 +22,7 @@ from ..transcripts.parse import KeyedLines, key_block, key_line
 from ..transcripts.reader import LineBlock, ReadResult, read_blocks
 from .stored import StoredKeys
 
-__all__ = ("Keyed", "Segment", "key_segments", "plan_tasks", "ready")
+__all__ = ("Keyed", "PlannedFile", "Segment", "key_segments", "plan_tasks", "ready")
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 _BOUNDARY_PROBE = 64 * 1024
@@ -77,18 +77,27 @@ def _snapshot(path: str) -> StoredKeys:
     return _snapshots[path]
 
 
-def plan_tasks(
-    files: Sequence[tuple[str, str, int]], *, task_bytes: int = SEGMENT_BYTES
-) -> Iterator[list[Segment]]:
-    """Group ``(path, root, readable_end)`` into tasks of about ``task_bytes`` each.
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """A file to check: its first ``length`` bytes, or (``to_eof``) all of it, ``length`` being its
+    size when planned (only the last segment then reads on to wherever the file ends)."""
+
+    path: str
+    root: str
+    length: int
+    to_eof: bool
+
+
+def plan_tasks(files: Sequence[PlannedFile], *, task_bytes: int = SEGMENT_BYTES) -> Iterator[list[Segment]]:
+    """Group the files' segments into tasks of about ``task_bytes`` each.
 
     Big files are cut into several segments; small ones share a task, so a corpus of many small
-    sessions does not pay one process round trip per file. ``readable_end`` ``-1`` means "to EOF".
+    sessions does not pay one process round trip per file.
     """
     task: list[Segment] = []
     size = 0
-    for path, root, end in files:
-        for segment, length in _cut(path, root, end, task_bytes):
+    for planned in files:
+        for segment, length in _cut(planned, task_bytes):
             task.append(segment)
             size += length
             if size >= task_bytes:
@@ -98,24 +107,14 @@ def plan_tasks(
         yield task
 
 
-def _cut(path: str, root: str, end: int, task_bytes: int) -> Iterator[tuple[Segment, int]]:
-    """Segments of one file, each with its expected length (the last one's as the file is now)."""
-    if end < 0:
-        try:
-            known = Path(path).stat().st_size
-        except OSError:
-            known = 0
-        starts = range(0, max(known, 1), task_bytes)
-        for index, start in enumerate(starts):
-            last = index == len(starts) - 1
-            yield (
-                Segment(path, root, start, None if last else start + task_bytes),
-                max(known - start, 0) if last else task_bytes,
-            )
-        return
-    for start in range(0, end, task_bytes):
-        stop = min(start + task_bytes, end)
-        yield Segment(path, root, start, stop), stop - start
+def _cut(planned: PlannedFile, task_bytes: int) -> Iterator[tuple[Segment, int]]:
+    """Segments of one file, each with its length as planned."""
+    starts = range(0, max(planned.length, 1), task_bytes)
+    for index, start in enumerate(starts):
+        stop = min(start + task_bytes, planned.length)
+        last = index == len(starts) - 1
+        segment = Segment(planned.path, planned.root, start, None if last and planned.to_eof else stop)
+        yield segment, max(stop - start, 0)
 
 
 def ready() -> None:

@@ -85,9 +85,6 @@ class StoredKeys:
     def __len__(self) -> int:
         return len(self._hashes)
 
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(self.contains([key])[0])
-
     def contains(self, keys: list[str]) -> npt.NDArray[np.bool_]:
         """One flag per key: its hash is in the snapshot."""
         wanted = hash_keys(keys)
