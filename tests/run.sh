@@ -39,6 +39,9 @@ if [ -f collector/build.sh ]; then
   bash collector/build.sh
 fi
 
+# The real producer: the pinned Claude Code CLI from npm, for the interop tests (cached per user).
+bash testkit/claude_code/install.sh >/dev/null
+
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .

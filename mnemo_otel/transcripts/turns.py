@@ -3,7 +3,10 @@
 Claude Code writes tool results, meta caveats, slash-command echoes and compaction summaries as
 ``type: "user"`` lines; counting those as prompts is the bug that split conversations in the previous
 system, so only a human-typed message opens an exchange. A subagent's transcript (``isSidechain``)
-starts with the task the main agent handed it: not typed by a human, so not a prompt either.
+starts with the task the main agent handed it: not typed by a human, so not a prompt either. Nor is
+the notice the client itself writes as a user line when a background task (an async subagent) ends:
+it says where it came from (``origin``, ``promptSource: "system"``), and older clients' notices are
+known by their ``<task-notification>`` text.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _PSEUDO_PROMPT_PREFIXES = (
     "<bash-stdout>",
     "<bash-stderr>",
     "<system-reminder>",
+    "<task-notification>",
     "[Request interrupted by user",
     "Caveat: The messages below were generated",
 )
@@ -40,6 +44,8 @@ def classify(obj: dict[str, Any]) -> tuple[Role, str]:
         return Role.ASSISTANT, _text_blocks(content)
     if kind != "user" or obj.get("isMeta") or obj.get("isCompactSummary") or obj.get("isSidechain") is True:
         return Role.OTHER, ""
+    if obj.get("promptSource") == "system" or isinstance(obj.get("origin"), dict):
+        return Role.OTHER, ""  # written by the client itself (e.g. a task notification), not typed
     if isinstance(content, str):
         text = content
     elif isinstance(content, list):

@@ -48,6 +48,18 @@ from mnemo_otel.transcripts.turns import classify
             Role.OTHER,
         ),
         ({"type": "user", "message": {"content": "[Request interrupted by user]"}}, Role.OTHER),
+        (  # the client's own notice that a background subagent ended (Claude Code 2.1.328)
+            {
+                "type": "user",
+                "origin": {"kind": "task-notification", "producer": "session-task"},
+                "promptSource": "system",
+                "message": {"content": "<task-notification>\n<task-id>a1</task-id>"},
+            },
+            Role.OTHER,
+        ),
+        ({"type": "user", "promptSource": "system", "message": {"content": "a notice"}}, Role.OTHER),
+        ({"type": "user", "message": {"content": "<task-notification>done</task-notification>"}}, Role.OTHER),
+        ({"type": "user", "promptSource": "sdk", "message": {"content": "typed in -p"}}, Role.PROMPT),
         ({"type": "assistant", "message": {"content": [{"type": "text", "text": "done"}]}}, Role.ASSISTANT),
         ({"type": "summary", "summary": "s"}, Role.OTHER),
         ({"type": "system", "subtype": "compact_boundary"}, Role.OTHER),
