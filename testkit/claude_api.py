@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
@@ -63,10 +63,12 @@ class SubagentCall:
 
 @dataclass(frozen=True)
 class ApiError:
-    """An HTTP error instead of a stream (e.g. 400: the client gives up without retrying)."""
+    """An HTTP error instead of a stream, served `times` times in a row: the client retries a request
+    a few times (also on a 400, with other parameters) before it gives up. `clear` drops the rest."""
 
     status: int = 400
     message: str = "scripted error"
+    times: int = 1
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class FakeMessagesApi:
         self.requests: list[RecordedRequest] = []
         self.side_text = side_text
         self._script: list[Reply] = list(script)
-        self._subagents: dict[str, list[Reply]] = {}
+        self._routes: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         api = self
@@ -227,10 +229,21 @@ class FakeMessagesApi:
         with self._lock:
             self._script.extend(replies)
 
+    def push_for(self, marker: str, *replies: Reply) -> None:
+        """Queue replies for the conversation whose user text contains `marker` (sessions run at once)."""
+        with self._lock:
+            self._routes.setdefault(marker, []).extend(replies)
+
+    def clear(self) -> None:
+        """Drop every reply not served yet."""
+        with self._lock:
+            self._script.clear()
+            self._routes.clear()
+
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._script) + sum(len(replies) for replies in self._subagents.values())
+            return len(self._script) + sum(len(replies) for replies in self._routes.values())
 
     @property
     def conversation(self) -> list[RecordedRequest]:
@@ -253,16 +266,18 @@ class FakeMessagesApi:
             if not queue:
                 return Text(self.side_text), False
             reply = queue.pop(0)
+            if isinstance(reply, ApiError) and reply.times > 1:
+                queue.insert(0, replace(reply, times=reply.times - 1))
             if isinstance(reply, SubagentCall):
-                self._subagents[reply.prompt] = list(reply.replies)
+                self._routes.setdefault(reply.prompt, []).extend(reply.replies)
             return reply, True
 
     def _queue_for(self, body: dict[str, Any]) -> list[Reply]:
-        """The subagent's script when the request carries a subagent's prompt, else the main one."""
-        if self._subagents:
+        """The routed script whose marker the request's user text carries, else the main one."""
+        if self._routes:
             for text in user_texts(body):
-                for prompt, replies in self._subagents.items():
-                    if prompt in text:
+                for marker, replies in self._routes.items():
+                    if marker in text:
                         return replies
         return self._script
 

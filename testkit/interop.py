@@ -27,6 +27,7 @@ __all__ = (
     "DiskLine",
     "ImporterDaemon",
     "archived_keys",
+    "committed_offsets",
     "complete_lines",
     "exchanges_by_session",
     "line_types",
@@ -34,6 +35,10 @@ __all__ = (
     "run_verify",
     "running_daemon",
 )
+
+
+# A deadline, not a performance assertion: the daemon catches up with a few files in about a second.
+SETTLE_DEADLINE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,10 @@ class DiskLine:
 
 
 def complete_lines(root: Path) -> Iterator[DiskLine]:
-    """Every complete, non-blank line under ``root``'s ``*.jsonl`` files; an unterminated tail is not
+    """Every complete, non-blank line of ``root`` (a file, or the ``*.jsonl`` under a folder); an unterminated tail is not
     complete yet and is left out. Raises on a line that is not a JSON object: the client never writes
     one, so a test should hear about it."""
-    for path in sorted(root.rglob("*.jsonl")):
+    for path in [root] if root.is_file() else sorted(root.rglob("*.jsonl")):
         data = path.read_bytes()
         offset = 0
         for piece in data.split(b"\n")[:-1]:
@@ -159,9 +164,15 @@ class ImporterDaemon:
             await self.proc.wait()
 
     async def settle(self) -> None:
-        """Wait until every file's checkpoint is at its last complete line; fails if the daemon died."""
-        if not await wait_for_files(self.dsn, complete_offsets(self.root), proc=self.proc):
-            raise AssertionError(f"the daemon exited before it caught up; log:\n{log_tail(self.log)}")
+        """Wait until every file's checkpoint is at its last complete line; fails if the daemon died or
+        has not caught up within a deadline (a file it never discovers would keep a test waiting)."""
+        caught_up = False
+        with anyio.move_on_after(SETTLE_DEADLINE_SECONDS):
+            caught_up = await wait_for_files(self.dsn, complete_offsets(self.root), proc=self.proc)
+        if not caught_up:
+            offsets = await committed_offsets(self.dsn)
+            behind = {p: o for p, o in complete_offsets(self.root).items() if offsets.get(p) != o}
+            raise AssertionError(f"the daemon has not caught up with {behind}; log:\n{log_tail(self.log)}")
 
 
 @asynccontextmanager
@@ -173,3 +184,9 @@ async def running_daemon(dsn: str, root: Path, log: Path) -> AsyncIterator[Impor
     finally:
         with anyio.CancelScope(shield=True):
             await daemon.kill()
+
+
+async def committed_offsets(dsn: str) -> dict[str, int]:
+    """Each file's checkpoint as the archive has it."""
+    rows = await _fetch(dsn, "SELECT path, committed_offset FROM mnemo.files")
+    return {row["path"]: row["committed_offset"] for row in rows}
