@@ -34,6 +34,7 @@ __all__ = (
     "missing_from_archive",
     "run_verify",
     "running_daemon",
+    "stored_types",
 )
 
 
@@ -190,3 +191,11 @@ async def committed_offsets(dsn: str) -> dict[str, int]:
     """Each file's checkpoint as the archive has it."""
     rows = await _fetch(dsn, "SELECT path, committed_offset FROM mnemo.files")
     return {row["path"]: row["committed_offset"] for row in rows}
+
+
+async def stored_types(dsn: str) -> dict[str, str]:
+    """Each archived key's ``entry_type``."""
+    return {
+        row["key"]: row["entry_type"]
+        for row in await _fetch(dsn, "SELECT key, entry_type FROM mnemo.entries")
+    }

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from testkit.claude_api import FakeMessagesApi, running_fake_api
-from testkit.claude_code import ClaudeHome
+from testkit.claude_code import ClaudeHome, claude_binary, claude_version
 from testkit.interop import ImporterDaemon, running_daemon
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_claude() -> str:
+    """Install (or find) the client before any test clears MNEMO_*: MNEMO_CLAUDE_CODE_VERSION picks it."""
+    claude_binary()
+    return claude_version()
 
 
 @pytest.fixture
