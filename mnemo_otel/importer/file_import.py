@@ -213,6 +213,7 @@ class FileImporter:
             entries=read.entries,
             bad_lines=read.bad_lines,
             trace_id=delta.span.trace_id,
+            blanks=read.blanks,
         )
         started = time.perf_counter()
         # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
@@ -300,12 +301,14 @@ def _split(batch: Batch) -> tuple[Batch, Batch]:
         end=middle,
         entries=[e for e in batch.entries if e.offset < middle],
         bad_lines=[b for b in batch.bad_lines if b.offset < middle],
+        blanks=[b for b in batch.blanks if b[0] < middle],
     )
     second = replace(
         batch,
         start=middle,
         entries=[e for e in batch.entries if e.offset >= middle],
         bad_lines=[b for b in batch.bad_lines if b.offset >= middle],
+        blanks=[b for b in batch.blanks if b[0] >= middle],
     )
     return first, second
 

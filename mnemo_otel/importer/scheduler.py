@@ -53,6 +53,7 @@ class ImportSummary:
             "entries_stored": sum(self.outcome.stored.values()),
             "entries_by_type": dict(sorted(self.outcome.stored.items())),
             "duplicates": self.outcome.duplicates,
+            "key_conflicts": self.outcome.key_conflicts,
             "quarantined": sum(self.outcome.quarantined.values()),
             "quarantined_by_kind": dict(sorted(self.outcome.quarantined.items())),
             "exchanges_created": self.outcome.exchanges_created,

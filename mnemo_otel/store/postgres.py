@@ -25,6 +25,7 @@ from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentit
 from . import _queries as q
 from . import fleet
 from ._fold import fold
+from ._lines import LineRows, line_rows
 from .migrate import apply_migrations
 
 __all__ = ("PostgresSink", "translate_errors")
@@ -171,8 +172,10 @@ class PostgresSink:
                     f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
                 )
             outcome = BatchOutcome()
-            stored = await self._store_entries(conn, batch, outcome)
+            lines = line_rows(batch)
+            stored = await self._store_entries(conn, batch, outcome, lines.entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
+            await _store_lines(conn, locked["file_id"], locked["generation"], lines)
             folded = fold(batch.entries, stored, _open_exchange(locked))
             outcome.exchanges_created = await _upsert_exchanges(
                 conn, batch.path, self.host_id, folded.exchanges
@@ -204,24 +207,37 @@ class PostgresSink:
         """
         outcome = BatchOutcome()
         async with self._connection() as conn, conn.transaction():
-            await self._store_entries(conn, batch, outcome)
+            await self._store_entries(conn, batch, outcome, line_rows(batch).entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
         return outcome
 
-    async def _store_entries(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> set[int]:
-        """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
+    async def _store_entries(
+        self, conn: Conn, batch: Batch, outcome: BatchOutcome, digests: list[bytes]
+    ) -> set[int]:
+        """One INSERT of the whole batch; returns the indexes of the entries it newly stored.
+
+        ``digests[i]`` is entry ``i``'s sha256: stored with a new key, and compared for the others, so
+        a key that comes back with other bytes is counted (``outcome.key_conflicts``).
+        """
         if not batch.entries:
             return set()
         entries = batch.entries
         first_index: dict[str, int] = {}
         for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)
-        payload = _entries_payload([entries[first_index[key]] for key in sorted(first_index)])
+        payload = _entries_payload(
+            [(entries[i], digests[i]) for i in map(first_index.__getitem__, sorted(first_index))]
+        )
         rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id, self.host_id)
         stored = {first_index[row["key"]] for row in rows}
         for index in stored:
             outcome.stored[entries[index].entry_type] += 1
         outcome.duplicates = len(entries) - len(stored)
+        if outcome.duplicates:
+            others = [i for i in range(len(entries)) if i not in stored]
+            outcome.key_conflicts = await conn.fetchval(
+                q.COUNT_KEY_CONFLICTS, [entries[i].key for i in others], [digests[i] for i in others]
+            )
         return stored
 
     async def _store_bad_lines(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> None:
@@ -250,7 +266,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _entries_payload(entries: list[Entry]) -> bytes:
+def _entries_payload(entries: list[tuple[Entry, bytes]]) -> bytes:
     """The ``INSERT_ENTRIES`` rows as one JSON array, UTF-8: scalars encoded, lines pasted as they are."""
     rows = [
         orjson.dumps(
@@ -262,13 +278,14 @@ def _entries_payload(entries: list[Entry]) -> bytes:
                 e.session_id,
                 None if e.timestamp is None else (e.timestamp - _EPOCH) // _MICROSECOND,
                 e.offset,
+                digest.hex(),
                 e.line.decode() if e.jsonb is not None else None,
             ]
         )[:-1]
         + b","
         + (e.jsonb or e.line)
         + b"]"
-        for e in entries
+        for e, digest in entries
     ]
     return b"[" + b",".join(rows) + b"]"
 
@@ -313,6 +330,21 @@ async def _upsert_exchanges(conn: Conn, path: str, host_id: str, exchanges: list
         host_id,
     )
     return sum(1 for row in rows if row["created"])
+
+
+async def _store_lines(conn: Conn, file_id: int, generation: int, lines: LineRows) -> None:
+    if lines.offsets:
+        await conn.execute(
+            q.INSERT_LINES,
+            file_id,
+            generation,
+            lines.offsets,
+            lines.lengths,
+            lines.digests,
+            lines.bodies,
+            lines.keys,
+            lines.sessions,
+        )
 
 
 async def _upsert_sessions(conn: Conn, sessions: list[Any]) -> None:

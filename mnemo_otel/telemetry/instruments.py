@@ -64,6 +64,7 @@ class ImportTelemetry:
         self._entries = counter(*_args(names.ENTRIES_IMPORTED))
         self._exchanges = counter(*_args(names.EXCHANGES_IMPORTED))
         self._duplicates = counter(*_args(names.DUPLICATES))
+        self._key_conflicts = counter(*_args(names.KEY_CONFLICTS))
         self._quarantined = counter(*_args(names.QUARANTINED))
         self._failures = counter(*_args(names.IMPORT_FAILURES))
         self._duration = meter.create_histogram(
@@ -76,6 +77,7 @@ class ImportTelemetry:
         self._failures.add(0, {names.ATTR_ERROR_TYPE: "db_unavailable"})
         self._quarantined.add(0, {names.ATTR_ERROR_TYPE: "invalid_json"})
         self._duplicates.add(0)
+        self._key_conflicts.add(0)
         self._exchanges.add(0)
         for entry_type in names.ENTRY_METRIC_TYPES:
             self._entries.add(0, {names.ATTR_ENTRY_TYPE: entry_type})
@@ -147,6 +149,8 @@ class ImportTelemetry:
             self._exchanges.add(outcome.exchanges_created)
         if outcome.duplicates:
             self._duplicates.add(outcome.duplicates)
+        if outcome.key_conflicts:
+            self._key_conflicts.add(outcome.key_conflicts)
         for kind, count in outcome.quarantined.items():
             self._quarantined.add(count, {names.ATTR_ERROR_TYPE: kind})
         written = _newest_timestamp(read)

@@ -132,6 +132,13 @@ DUPLICATES: Final = _metric(
     MetricKind.COUNTER,
     "Lines skipped because their key was stored already.",
 )
+KEY_CONFLICTS: Final = _metric(
+    "mnemo.importer.key_conflicts",
+    "{entry}",
+    MetricKind.COUNTER,
+    "Lines whose key was stored before with other bytes (a forked session's copies, an edited line): "
+    "kept as lines of their own file, never skipped silently.",
+)
 QUARANTINED: Final = _metric(
     "mnemo.importer.quarantined",
     "{line}",
@@ -252,6 +259,7 @@ METRICS: Final[tuple[MetricName, ...]] = (
     ENTRIES_IMPORTED,
     EXCHANGES_IMPORTED,
     DUPLICATES,
+    KEY_CONFLICTS,
     QUARANTINED,
     IMPORT_FAILURES,
     IMPORT_DURATION,

@@ -13,9 +13,9 @@ from pathlib import Path
 from opentelemetry import trace
 
 from .._version import __version__
-from ..daemon import open_sink
 from ..settings import Settings
 from ..store import ledger
+from ..store.open import open_sink
 from ..store.postgres import translate_errors
 from ..telemetry.instruments import SCOPE
 from .repair import repair_missing

@@ -1,0 +1,156 @@
+"""The restore and its drill, over the files of one host: what each command does, minus the wiring.
+
+The drill rebuilds every file in memory-flat passes and names those that would not come back exactly.
+The restore rebuilds each selected file twice: once to prove it exact and learn its digest, once
+to write it, so a file is only ever written when it is known whole and right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import asyncpg
+
+from ..store.postgres import Conn
+from .archive import ArchivedFile, Rebuild, archived_files, archived_lines, select_files
+from .place import Outcome, PathRefused, placement, write_exact
+
+__all__ = ("CheckReport", "RestoreReport", "check_archive", "restore_files")
+
+
+@dataclass
+class CheckReport:
+    """``restore --check``: JSON keys ``files``, ``exact``, ``inexact`` (path and reason each)."""
+
+    files: int = 0
+    exact: int = 0
+    inexact: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "exact": self.exact, "inexact": self.inexact}
+
+    def summary(self) -> str:
+        lines = [f"{self.exact} of {self.files} files can be restored exactly"]
+        lines += [f"  inexact: {item['path']}: {item['reason']}" for item in self.inexact]
+        return "\n".join(lines)
+
+
+@dataclass
+class RestoreReport:
+    """``restore``: JSON keys ``files``, ``restored``, ``unchanged``, ``refused``, ``inexact``, ``bytes``."""
+
+    files: int = 0
+    restored: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+    inexact: list[dict[str, str]] = field(default_factory=list)
+    bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "restored": self.restored,
+            "unchanged": self.unchanged,
+            "refused": self.refused,
+            "inexact": self.inexact,
+            "bytes": self.bytes,
+        }
+
+    def summary(self) -> str:
+        counts = (
+            f"{len(self.restored)} restored, {len(self.unchanged)} unchanged, {len(self.refused)} refused, "
+            f"{len(self.inexact)} not restorable exactly, of {self.files} files ({self.bytes} bytes written)"
+        )
+        lines = [counts]
+        lines += [f"  refused: {item['path']}: {item['reason']}" for item in self.refused]
+        lines += [f"  inexact: {item['path']}: {item['reason']}" for item in self.inexact]
+        return "\n".join(lines)
+
+
+async def rebuild(conn: Conn, file: ArchivedFile) -> Rebuild:
+    """One pass over the file's lines: is it exact, and what are its size and digest."""
+    result = Rebuild(file)
+    if result.problem is None:
+        async with conn.transaction(readonly=True):
+            async for row in archived_lines(conn, file):
+                result.add(row["line_offset"], row["length"], row["sha256"], row["body"])
+                if result.problem is not None:
+                    break
+    result.finish()
+    return result
+
+
+async def check_archive(conn: Conn, host: str) -> CheckReport:
+    report = CheckReport()
+    for file in await archived_files(conn, host):
+        report.files += 1
+        problem = (await rebuild(conn, file)).problem
+        if problem is None:
+            report.exact += 1
+        else:
+            report.inexact.append({"path": file.path, "reason": problem})
+    return report
+
+
+async def restore_files(
+    conn: Conn, host: str, selectors: Sequence[str] | None, to: Path | None
+) -> RestoreReport:
+    """Restore the selected files (all of the host's with ``None``); a selector naming no file is
+    reported as inexact (nothing of it can be restored)."""
+    files = await archived_files(conn, host)
+    unmatched: list[str] = []
+    if selectors is not None:
+        files, unmatched = select_files(files, selectors)
+    report = RestoreReport(files=len(files))
+    report.inexact += [{"path": s, "reason": f"nothing archived for it on host {host}"} for s in unmatched]
+    for file in files:
+        await _restore_one(conn, file, to, report)
+    return report
+
+
+async def _restore_one(conn: Conn, file: ArchivedFile, to: Path | None, report: RestoreReport) -> None:
+    proven = await rebuild(conn, file)
+    if proven.problem is not None:
+        report.inexact.append({"path": file.path, "reason": proven.problem})
+        return
+    try:
+        target = placement(file.path, to)
+    except PathRefused as exc:
+        report.refused.append({"path": file.path, "reason": str(exc)})
+        return
+    async with conn.transaction(readonly=True):
+        lines = aiter(archived_lines(conn, file))
+
+        def chunks() -> Iterator[bytes]:
+            """Runs in the writer's thread; each line is fetched on the event loop as it is needed."""
+            again = Rebuild(file)
+            while (row := anyio.from_thread.run(_next_or_none, lines)) is not None:
+                yield again.add(row["line_offset"], row["length"], row["sha256"], row["body"])
+
+        placed = await anyio.to_thread.run_sync(
+            lambda: write_exact(target, chunks, proven.sha256, proven.size, anchor=to or Path("/"))
+        )
+    if placed.outcome is Outcome.RESTORED:
+        report.restored.append(file.path)
+        report.bytes += proven.size
+    elif placed.outcome is Outcome.UNCHANGED:
+        report.unchanged.append(file.path)
+    else:
+        if placed.outcome is Outcome.DIFFERS:
+            report.differing.append(file.path)
+        report.refused.append({"path": str(placed.target), "reason": placed.reason})
+
+
+async def _next_or_none(lines: Any) -> asyncpg.Record | None:
+    try:
+        row: asyncpg.Record = await anext(lines)
+    except StopAsyncIteration:
+        return None
+    return row

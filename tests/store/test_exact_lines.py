@@ -1,0 +1,82 @@
+"""Migration 0006 and what it promises: every line kept as written (forks included, repeats and
+conflicting copies counted), and archives from before it named, not passed off as exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from mnemo_otel.store.postgres import PostgresSink
+from testkit.importing import entry, import_once
+from testkit.legacy import import_before_hosts
+from testkit.restoring import mnemo
+from testkit.synthetic import write_corpus
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_upgrade__old_files_are_named_inexact_and_new_ones_are_exact(
+    database_url: str, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    await db.execute("DROP SCHEMA mnemo CASCADE")
+    write_corpus(transcripts, target_bytes=100_000, seed=5)
+    old_files = sorted(transcripts.rglob("*.jsonl"))
+    await import_before_hosts(database_url, transcripts, "0" * 32)
+    grown = old_files[0]
+    with grown.open("ab") as f:
+        f.write(entry("appended-after-the-upgrade", session="s-old"))
+    new = transcripts / "-home-user-new" / "new-session.jsonl"
+    new.parent.mkdir()
+    new.write_bytes(entry("n1", session="s-new") + b"\n" + entry("n2", session="s-new"))
+    sink = await PostgresSink.open(database_url)  # migrates the schema-2 database, claims its rows
+    try:
+        await import_once(sink, transcripts)
+    finally:
+        await sink.aclose()
+
+    code, report = mnemo(database_url, "restore", "--check", "--json", "--host", sink.host_id)
+    assert code == 5
+    assert {item["path"] for item in report["inexact"]} == {str(p) for p in old_files}
+    assert all("imported before exact lines were kept" in item["reason"] for item in report["inexact"])
+    assert report["exact"] == 1
+    appended = await db.fetchval(
+        "SELECT count(*) FROM mnemo.lines l JOIN mnemo.files f USING (file_id) WHERE f.path = $1", str(grown)
+    )
+    assert appended == 1  # what came after the upgrade is kept exactly, from the old checkpoint on
+
+
+async def test_repeats_blank_lines_and_crlf_are_lines_of_their_own(
+    db: asyncpg.Connection, transcripts: Path, sink: PostgresSink
+) -> None:
+    latch = b'{"type":"atis-latch","sessionId":"s1"}\n'
+    path = transcripts / "s1.jsonl"
+    path.write_bytes(latch + latch + b"\n  \t\n" + entry("u1").replace(b"\n", b"\r\n") + latch)
+    await import_once(sink, transcripts)
+    rows = await db.fetch("SELECT line_offset, body, entry_key FROM mnemo.lines ORDER BY line_offset")
+    assert b"".join(bytes(r["body"]) + b"\n" for r in rows) == path.read_bytes()
+    assert len(rows) == 6
+    assert await db.fetchval("SELECT count(*) FROM mnemo.entries") == 2  # one key per distinct line
+
+
+async def test_a_fork_holds_its_own_copies_and_each_conflicting_copy_is_counted(
+    db: asyncpg.Connection, transcripts: Path, sink: PostgresSink
+) -> None:
+    parent = transcripts / "parent.jsonl"
+    parent.write_bytes(entry("u1", session="S", text="q") + entry("a1", session="S", kind="assistant"))
+    first = await import_once(sink, transcripts)
+    fork = transcripts / "fork.jsonl"
+    fork.write_bytes(
+        entry("u1", session="F", text="q")
+        + entry("a1", session="F", kind="assistant")
+        + entry("u2", session="F", text="q2")
+    )
+    second = await import_once(sink, transcripts)
+    assert first.outcome.key_conflicts == 0
+    assert second.outcome.key_conflicts == 2
+    rows = await db.fetch(
+        "SELECT entry_key, line FROM mnemo.session_lines WHERE session_id = 'F' ORDER BY line_offset"
+    )
+    assert [r["entry_key"] for r in rows] == ["u1", "a1", "u2"]
+    assert all('"sessionId":"F"' in r["line"] for r in rows)
