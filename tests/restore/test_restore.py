@@ -75,12 +75,11 @@ async def test_restore_check__names_a_file_whose_archived_lines_were_damaged(
     code, report = mnemo(database_url, "restore", "--check", "--json")
     assert code == 5
     reasons = {item["path"]: item["reason"] for item in report["inexact"]}
-    paths = dict(
-        await db.fetch(
-            "SELECT file_id, path FROM mnemo.files WHERE file_id = ANY($1::bigint[])",
-            [damaged["file_id"], gap["file_id"]],
-        )
+    rows = await db.fetch(
+        "SELECT file_id, path FROM mnemo.files WHERE file_id = ANY($1::bigint[])",
+        [damaged["file_id"], gap["file_id"]],
     )
+    paths: dict[int, str] = {row["file_id"]: row["path"] for row in rows}
     assert "does not match the digest" in reasons[paths[damaged["file_id"]]]
     assert (
         "checkpoint" in reasons[paths[gap["file_id"]]] or "no line archived" in reasons[paths[gap["file_id"]]]
