@@ -18,7 +18,15 @@ import asyncpg
 from ..store.postgres import Conn
 from ..transcripts.reader import HEAD_BYTES
 
-__all__ = ("ArchivedFile", "Rebuild", "archived_files", "archived_lines", "select_files")
+__all__ = (
+    "BEFORE_EXACT_LINES",
+    "DAMAGED",
+    "ArchivedFile",
+    "Rebuild",
+    "archived_files",
+    "archived_lines",
+    "select_files",
+)
 
 _FILES = """
 SELECT file_id, generation, host, path, committed_offset, exact_from, head_sha256, head_length, mark_sha256
@@ -97,17 +105,25 @@ async def archived_lines(conn: Conn, file: ArchivedFile) -> AsyncIterator[asyncp
         yield row
 
 
+# Why a file cannot be rebuilt exactly, as a bounded label: imported before exact lines were kept (a
+# fact of an upgraded archive, not news), or damaged (lines missing or not what was read: an alert).
+BEFORE_EXACT_LINES = "before_exact_lines"
+DAMAGED = "damaged"
+
+
 class Rebuild:
     """Fed a file's lines in order: checks each against the archive's promises and digests the result.
 
-    ``problem`` is the first reason the rebuild is not exact, or ``None``.
+    ``problem`` is the first reason the rebuild is not exact, or ``None``; ``kind`` its label.
     """
 
     def __init__(self, file: ArchivedFile) -> None:
         self.file = file
         self.size = 0
         self.problem: str | None = None
+        self.kind = DAMAGED
         if file.exact_from > 0:
+            self.kind = BEFORE_EXACT_LINES
             self.problem = f"imported before exact lines were kept: bytes 0-{file.exact_from} are not archived as written"
         self._digest = hashlib.sha256()
         self._head = hashlib.sha256()

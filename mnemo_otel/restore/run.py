@@ -26,7 +26,7 @@ __all__ = ("CheckReport", "RestoreReport", "check_archive", "restore_files")
 
 @dataclass
 class CheckReport:
-    """``restore --check``: JSON keys ``files``, ``exact``, ``inexact`` (path and reason each)."""
+    """``restore --check``: JSON keys ``files``, ``exact``, ``inexact`` (path, reason and kind each)."""
 
     files: int = 0
     exact: int = 0
@@ -34,6 +34,10 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "exact": self.exact, "inexact": self.inexact}
+
+    def count(self, kind: str) -> int:
+        """Inexact files of one kind (``archive.DAMAGED``, ``archive.BEFORE_EXACT_LINES``)."""
+        return sum(1 for item in self.inexact if item["kind"] == kind)
 
     def summary(self) -> str:
         lines = [f"{self.exact} of {self.files} files can be restored exactly"]
@@ -91,11 +95,11 @@ async def check_archive(conn: Conn, host: str) -> CheckReport:
     report = CheckReport()
     for file in await archived_files(conn, host):
         report.files += 1
-        problem = (await rebuild(conn, file)).problem
-        if problem is None:
+        rebuilt = await rebuild(conn, file)
+        if rebuilt.problem is None:
             report.exact += 1
         else:
-            report.inexact.append({"path": file.path, "reason": problem})
+            report.inexact.append({"path": file.path, "reason": rebuilt.problem, "kind": rebuilt.kind})
     return report
 
 
