@@ -231,7 +231,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
     if report.unreadable:
         return EXIT_SOURCE
-    return EXIT_MISSING if report.missing else EXIT_OK
+    return EXIT_MISSING if report.missing or report.diverged else EXIT_OK
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:
