@@ -234,6 +234,15 @@ class Sink(Protocol):
         ...
 
 
+@runtime_checkable
+class DocumentSink(Protocol):
+    """A sink that also keeps the small side documents beside transcripts (optional for a sink)."""
+
+    async def store_documents(self, documents: list[tuple[str, bytes, bytes]]) -> None:
+        """Keep each ``(path, sha256 digest, bytes)`` version exactly, once."""
+        ...
+
+
 # -- observing --------------------------------------------------------------------------------------
 
 

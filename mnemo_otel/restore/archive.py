@@ -9,7 +9,7 @@ file's head and of the bytes before its checkpoint, which the importer took from
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -21,11 +21,13 @@ from ..transcripts.reader import HEAD_BYTES
 __all__ = (
     "BEFORE_EXACT_LINES",
     "DAMAGED",
+    "ArchivedDocument",
     "ArchivedFile",
     "Rebuild",
+    "archived_documents",
     "archived_files",
     "archived_lines",
-    "select_files",
+    "select_paths",
 )
 
 _FILES = """
@@ -35,6 +37,10 @@ FROM mnemo.files WHERE host = $1 AND committed_offset > 0 ORDER BY path
 _LINES = """
 SELECT line_offset, length, sha256, body FROM mnemo.lines
 WHERE file_id = $1 AND generation = $2 AND line_offset < $3 ORDER BY line_offset
+"""
+_DOCUMENTS = """
+SELECT DISTINCT ON (path) path, sha256, body FROM mnemo.documents
+WHERE host = $1 ORDER BY path, last_seen_at DESC
 """
 # Lines of a few MB are usual (pasted images): a handful at a time keeps memory flat.
 _PREFETCH = 32
@@ -71,22 +77,35 @@ async def archived_files(conn: Conn, host: str) -> list[ArchivedFile]:
     ]
 
 
-def select_files(
-    files: Sequence[ArchivedFile], selectors: Sequence[str]
-) -> tuple[list[ArchivedFile], list[str]]:
-    """The files the selectors name, and the selectors that name none.
+@dataclass(frozen=True, slots=True)
+class ArchivedDocument:
+    """The latest version of a side document (a subagent's ``agent-*.meta.json``)."""
+
+    path: str
+    sha256: bytes
+    body: bytes
+
+
+async def archived_documents(conn: Conn, host: str) -> list[ArchivedDocument]:
+    rows = await conn.fetch(_DOCUMENTS, host)
+    return [ArchivedDocument(row["path"], bytes(row["sha256"]), bytes(row["body"])) for row in rows]
+
+
+def select_paths(paths: Iterable[str], selectors: Sequence[str]) -> tuple[set[str], list[str]]:
+    """The paths the selectors name, and the selectors that name none.
 
     A selector with a ``/`` is a path (a file, or a folder and everything under it); any other is a
-    session id: its transcript and its subagents' transcripts.
+    session id: its transcript, its subagents' transcripts and their side documents.
     """
-    chosen: dict[str, ArchivedFile] = {}
+    candidates = list(paths)
+    chosen: set[str] = set()
     unmatched = []
     for selector in selectors:
-        matches = [f for f in files if _selects(selector, f.path)]
+        matches = {path for path in candidates if _selects(selector, path)}
         if not matches:
             unmatched.append(selector)
-        chosen.update((f.path, f) for f in matches)
-    return sorted(chosen.values(), key=lambda f: f.path), unmatched
+        chosen |= matches
+    return chosen, unmatched
 
 
 def _selects(selector: str, path: str) -> bool:

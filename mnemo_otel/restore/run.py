@@ -7,6 +7,7 @@ to write it, so a file is only ever written when it is known whole and right.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,17 @@ import anyio.to_thread
 import asyncpg
 
 from ..store.postgres import Conn
-from .archive import ArchivedFile, Rebuild, archived_files, archived_lines, select_files
-from .place import Outcome, PathRefused, placement, write_exact
+from .archive import (
+    DAMAGED,
+    ArchivedDocument,
+    ArchivedFile,
+    Rebuild,
+    archived_documents,
+    archived_files,
+    archived_lines,
+    select_paths,
+)
+from .place import Outcome, PathRefused, Placed, placement, write_exact
 
 __all__ = ("CheckReport", "RestoreReport", "check_archive", "restore_files")
 
@@ -93,6 +103,13 @@ async def rebuild(conn: Conn, file: ArchivedFile) -> Rebuild:
 
 async def check_archive(conn: Conn, host: str) -> CheckReport:
     report = CheckReport()
+    for document in await archived_documents(conn, host):
+        report.files += 1
+        if hashlib.sha256(document.body).digest() == document.sha256:
+            report.exact += 1
+        else:
+            problem = "the document does not match the digest taken at import"
+            report.inexact.append({"path": document.path, "reason": problem, "kind": DAMAGED})
     for file in await archived_files(conn, host):
         report.files += 1
         rebuilt = await rebuild(conn, file)
@@ -109,14 +126,37 @@ async def restore_files(
     """Restore the selected files (all of the host's with ``None``); a selector naming no file is
     reported as inexact (nothing of it can be restored)."""
     files = await archived_files(conn, host)
+    documents = await archived_documents(conn, host)
     unmatched: list[str] = []
     if selectors is not None:
-        files, unmatched = select_files(files, selectors)
-    report = RestoreReport(files=len(files))
+        chosen, unmatched = select_paths([*(f.path for f in files), *(d.path for d in documents)], selectors)
+        files = [f for f in files if f.path in chosen]
+        documents = [d for d in documents if d.path in chosen]
+    report = RestoreReport(files=len(files) + len(documents))
     report.inexact += [{"path": s, "reason": f"nothing archived for it on host {host}"} for s in unmatched]
     for file in files:
         await _restore_one(conn, file, to, report)
+    for document in documents:
+        await _restore_document(document, to, report)
     return report
+
+
+async def _restore_document(document: ArchivedDocument, to: Path | None, report: RestoreReport) -> None:
+    if hashlib.sha256(document.body).digest() != document.sha256:
+        report.inexact.append({"path": document.path, "reason": "the document does not match its digest"})
+        return
+    try:
+        target = placement(document.path, to)
+    except PathRefused as exc:
+        report.refused.append({"path": document.path, "reason": str(exc)})
+        return
+    body = document.body
+    placed = await anyio.to_thread.run_sync(
+        lambda: write_exact(
+            target, lambda: iter([body]), document.sha256.hex(), len(body), anchor=to or Path("/")
+        )
+    )
+    _tally(report, document.path, placed, len(body))
 
 
 async def _restore_one(conn: Conn, file: ArchivedFile, to: Path | None, report: RestoreReport) -> None:
@@ -141,14 +181,18 @@ async def _restore_one(conn: Conn, file: ArchivedFile, to: Path | None, report: 
         placed = await anyio.to_thread.run_sync(
             lambda: write_exact(target, chunks, proven.sha256, proven.size, anchor=to or Path("/"))
         )
+    _tally(report, file.path, placed, proven.size)
+
+
+def _tally(report: RestoreReport, path: str, placed: Placed, size: int) -> None:
     if placed.outcome is Outcome.RESTORED:
-        report.restored.append(file.path)
-        report.bytes += proven.size
+        report.restored.append(path)
+        report.bytes += size
     elif placed.outcome is Outcome.UNCHANGED:
-        report.unchanged.append(file.path)
+        report.unchanged.append(path)
     else:
         if placed.outcome is Outcome.DIFFERS:
-            report.differing.append(file.path)
+            report.differing.append(path)
         report.refused.append({"path": str(placed.target), "reason": placed.reason})
 
 

@@ -123,3 +123,10 @@ ON CONFLICT (session_id) DO UPDATE SET
     entry_count = s.entry_count + EXCLUDED.entry_count,
     updated_at = now()
 """
+
+# A document's version is stored once; seeing it again only says when.
+UPSERT_DOCUMENTS: Final = """
+INSERT INTO mnemo.documents AS d (host, path, sha256, body)
+SELECT $1, u.path, u.sha256, u.body FROM unnest($2::text[], $3::bytea[], $4::bytea[]) AS u(path, sha256, body)
+ON CONFLICT (host, path, sha256) DO UPDATE SET last_seen_at = now()
+"""

@@ -257,6 +257,17 @@ class PostgresSink:
             )
         return status != "INSERT 0 0"
 
+    async def store_documents(self, documents: list[tuple[str, bytes, bytes]]) -> None:
+        """Keep each (path, sha256, bytes) version of a side document exactly, once."""
+        async with self._connection() as conn:
+            await conn.execute(
+                q.UPSERT_DOCUMENTS,
+                self.host_id,
+                [path for path, _, _ in documents],
+                [digest for _, digest, _ in documents],
+                [body for _, _, body in documents],
+            )
+
     async def mark_missing(self, paths: list[str]) -> None:
         async with self._connection() as conn:
             await conn.execute(q.MARK_MISSING, paths, self.host_id)

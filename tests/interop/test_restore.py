@@ -33,6 +33,9 @@ async def test_sessions_removed_from_disk_come_back_exactly_and_resume(
     await daemon.settle()
     originals = {path: path.read_bytes() for path in claude.transcripts()}
     assert len(originals) >= 3  # the session, its fork, a subagent
+    documents = list(claude.projects.rglob("subagents/*.meta.json"))
+    assert documents, "the client wrote no subagent description"
+    originals |= {path: path.read_bytes() for path in documents}
     await daemon.kill()
     shutil.rmtree(claude.projects)  # what the client's own clean-up does after cleanupPeriodDays
 

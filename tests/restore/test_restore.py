@@ -38,12 +38,18 @@ def test_restore_all__every_file_comes_back_byte_for_byte(
     assert code == 0, report
     originals = sorted(corpus.rglob("*.jsonl"))
     nonempty = [p for p in originals if committed_prefix(p)]
-    assert len(report["restored"]) == len(nonempty) == report["files"]
+    documents = sorted(corpus.rglob("subagents/*.meta.json"))
+    assert documents, "the corpus has no subagent description"
+    assert sorted(report["restored"]) == sorted(str(p) for p in [*nonempty, *documents])
     for original in nonempty:
         copy = restored_copy(to, original)
         assert sha256_of(copy.read_bytes()) == sha256_of(committed_prefix(original)), original
         assert copy.stat().st_mode & 0o777 == 0o600
-    assert report["bytes"] == sum(len(committed_prefix(p)) for p in nonempty)
+    for document in documents:
+        assert restored_copy(to, document).read_bytes() == document.read_bytes()
+    assert report["bytes"] == sum(len(committed_prefix(p)) for p in nonempty) + sum(
+        len(d.read_bytes()) for d in documents
+    )
 
 
 def test_restore_check__proves_the_archive_alone_can_rebuild_every_file(
@@ -122,7 +128,7 @@ def test_restore__leaves_an_equal_file_alone_and_never_overwrites_a_different_on
     assert report["unchanged"] == [str(equal)]
     assert [item["path"] for item in report["refused"]] == [str(restored_copy(to, different))]
     assert restored_copy(to, different).read_bytes() == b"someone else's file\n"
-    assert len(report["restored"]) == len(originals) - 2
+    assert len(report["restored"]) == report["files"] - 2
 
 
 def test_restore__never_follows_a_symlink_in_the_way(database_url: str, corpus: Path, tmp_path: Path) -> None:
@@ -171,4 +177,7 @@ def test_restore__a_session_id_brings_its_subagents_and_an_unknown_one_is_named(
     assert code == 5
     assert [item["path"] for item in report["inexact"]] == ["no-such-session"]
     expected = {str(p) for p in corpus.rglob("*.jsonl") if session in p.parts or p.stem == session}
-    assert set(report["restored"]) == {p for p in expected if committed_prefix(Path(p))}
+    expected = {p for p in expected if committed_prefix(Path(p))}
+    expected |= {str(p) for p in subagent.parent.glob("*.meta.json")}
+    assert any(p.endswith(".meta.json") for p in expected)
+    assert set(report["restored"]) == expected

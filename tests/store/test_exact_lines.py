@@ -80,3 +80,23 @@ async def test_a_fork_holds_its_own_copies_and_each_conflicting_copy_is_counted(
     )
     assert [r["entry_key"] for r in rows] == ["u1", "a1", "u2"]
     assert all('"sessionId":"F"' in r["line"] for r in rows)
+
+
+async def test_a_subagents_description_is_kept_exactly_each_version_once(
+    db: asyncpg.Connection, transcripts: Path, sink: PostgresSink
+) -> None:
+    subagents = transcripts / "-home-user-p" / "S" / "subagents"
+    subagents.mkdir(parents=True)
+    (subagents / "agent-a1.jsonl").write_bytes(entry("x1", session="S", isSidechain=True))
+    meta = subagents / "agent-a1.meta.json"
+    meta.write_bytes(b'{"agentType":"general-purpose","description":"first"}')
+    (subagents / "agent-a2.meta.json").symlink_to(meta)  # not beside a transcript, and not regular
+    await import_once(sink, transcripts)
+    await import_once(sink, transcripts)  # nothing new: nothing stored twice
+    meta.write_bytes(b'{"agentType":"general-purpose","description":"second"}\n')
+    await import_once(sink, transcripts)
+    rows = await db.fetch("SELECT path, body FROM mnemo.documents ORDER BY first_seen_at")
+    assert [(r["path"], bytes(r["body"])) for r in rows] == [
+        (str(meta), b'{"agentType":"general-purpose","description":"first"}'),
+        (str(meta), b'{"agentType":"general-purpose","description":"second"}\n'),
+    ]

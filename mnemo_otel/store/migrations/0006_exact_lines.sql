@@ -49,3 +49,15 @@ SELECT l.session_id, f.host, f.path, l.line_offset, l.entry_key, convert_from(l.
 FROM mnemo.lines l
 JOIN mnemo.files f ON f.file_id = l.file_id AND f.generation = l.generation
 WHERE l.session_id IS NOT NULL;
+
+-- The small JSON documents Claude Code writes beside transcripts (a subagent's agent-*.meta.json):
+-- kept exactly, each version once, so a restored session brings its subagents' descriptions back.
+CREATE TABLE mnemo.documents (
+    host            text NOT NULL,
+    path            text NOT NULL,
+    sha256          bytea NOT NULL,
+    body            bytea NOT NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    last_seen_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host, path, sha256)
+);
