@@ -27,6 +27,7 @@ __all__ = (
     "archived_documents",
     "archived_files",
     "archived_lines",
+    "line_chunk",
     "select_paths",
 )
 
@@ -37,6 +38,9 @@ FROM mnemo.files WHERE host = $1 AND committed_offset > 0 ORDER BY path
 _LINES = """
 SELECT line_offset, length, sha256, body FROM mnemo.lines
 WHERE file_id = $1 AND generation = $2 AND line_offset < $3 ORDER BY line_offset
+"""
+_CHUNK = """
+SELECT chunk FROM mnemo.line_chunks WHERE file_id = $1 AND generation = $2 AND line_offset = $3 AND seq = $4
 """
 _DOCUMENTS = """
 SELECT DISTINCT ON (path) path, sha256, body FROM mnemo.documents
@@ -130,6 +134,12 @@ BEFORE_EXACT_LINES = "before_exact_lines"
 DAMAGED = "damaged"
 
 
+async def line_chunk(conn: Conn, file: ArchivedFile, offset: int, seq: int) -> bytes | None:
+    """Piece ``seq`` of a line kept in pieces (one at a time: such a line is over the size cap)."""
+    chunk: bytes | None = await conn.fetchval(_CHUNK, file.file_id, file.generation, offset, seq)
+    return chunk
+
+
 class Rebuild:
     """Fed a file's lines in order: checks each against the archive's promises and digests the result.
 
@@ -147,20 +157,44 @@ class Rebuild:
         self._digest = hashlib.sha256()
         self._head = hashlib.sha256()
         self._tail = bytearray()
+        self._line: tuple[int, int, bytes] = (0, 0, b"")
+        self._line_digest = hashlib.sha256()
+        self._line_size = 0
 
-    def add(self, offset: int, length: int, sha256: bytes, body: bytes | None) -> bytes:
-        """The line's bytes with its ``\\n`` (empty once the rebuild failed)."""
+    def add(self, offset: int, length: int, sha256: bytes, body: bytes) -> bytes:
+        """A whole line: its bytes with its ``\\n`` (empty once the rebuild failed)."""
+        if not self.begin(offset, length, sha256):
+            return b""
+        data = self.piece(body)
+        return data + self.end()
+
+    def begin(self, offset: int, length: int, sha256: bytes) -> bool:
+        """A line kept in pieces (over the size cap) starts; ``False`` once the rebuild failed."""
+        if self.problem is None and offset != self.size:
+            self._fail(f"no line archived at byte {self.size} (the next starts at {offset})")
+        self._line = (offset, length, sha256)
+        self._line_digest = hashlib.sha256()
+        self._line_size = 0
+        return self.problem is None
+
+    def piece(self, data: bytes) -> bytes:
+        """Bytes of the current line, passed on as they come (never the whole of a huge line)."""
         if self.problem is not None:
             return b""
-        if offset != self.size:
-            return self._fail(f"no line archived at byte {self.size} (the next starts at {offset})")
-        if body is None:
-            return self._fail(f"the line at byte {offset} was over the size cap: its bytes were not kept")
-        if len(body) != length or hashlib.sha256(body).digest() != sha256:
-            return self._fail(f"the line at byte {offset} does not match the digest taken at import")
-        data = body + b"\n"
+        self._line_digest.update(data)
+        self._line_size += len(data)
         self._feed(data)
         return data
+
+    def end(self) -> bytes:
+        """The current line is complete: check it against its digest; its ``\\n``."""
+        offset, length, sha256 = self._line
+        if self.problem is None and (self._line_size != length or self._line_digest.digest() != sha256):
+            self._fail(f"the line at byte {offset} does not match the digest taken at import")
+        if self.problem is not None:
+            return b""
+        self._feed(b"\n")
+        return b"\n"
 
     def finish(self) -> str | None:
         """Checks the whole; returns the problem, if any."""

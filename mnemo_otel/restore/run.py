@@ -27,6 +27,7 @@ from .archive import (
     archived_documents,
     archived_files,
     archived_lines,
+    line_chunk,
     select_paths,
 )
 from .place import Outcome, PathRefused, Placed, placement, write_exact
@@ -94,7 +95,15 @@ async def rebuild(conn: Conn, file: ArchivedFile) -> Rebuild:
     if result.problem is None:
         async with conn.transaction(readonly=True):
             async for row in archived_lines(conn, file):
-                result.add(row["line_offset"], row["length"], row["sha256"], row["body"])
+                offset, body = row["line_offset"], row["body"]
+                if body is not None:
+                    result.add(offset, row["length"], row["sha256"], body)
+                elif result.begin(offset, row["length"], row["sha256"]):
+                    seq = 0
+                    while (chunk := await line_chunk(conn, file, offset, seq)) is not None:
+                        result.piece(chunk)
+                        seq += 1
+                    result.end()
                 if result.problem is not None:
                     break
     result.finish()
@@ -176,7 +185,16 @@ async def _restore_one(conn: Conn, file: ArchivedFile, to: Path | None, report: 
             """Runs in the writer's thread; each line is fetched on the event loop as it is needed."""
             again = Rebuild(file)
             while (row := anyio.from_thread.run(_next_or_none, lines)) is not None:
-                yield again.add(row["line_offset"], row["length"], row["sha256"], row["body"])
+                offset, body = row["line_offset"], row["body"]
+                if body is not None:
+                    yield again.add(offset, row["length"], row["sha256"], body)
+                    continue
+                again.begin(offset, row["length"], row["sha256"])
+                seq = 0
+                while (chunk := anyio.from_thread.run(line_chunk, conn, file, offset, seq)) is not None:
+                    yield again.piece(chunk)
+                    seq += 1
+                yield again.end()
 
         placed = await anyio.to_thread.run_sync(
             lambda: write_exact(target, chunks, proven.sha256, proven.size, anchor=to or Path("/"))

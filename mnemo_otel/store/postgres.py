@@ -26,6 +26,7 @@ from . import _queries as q
 from . import fleet
 from ._fold import fold
 from ._lines import LineRows, line_rows
+from ._oversize import store_oversize_lines
 from .migrate import apply_migrations
 
 __all__ = ("PostgresSink", "translate_errors")
@@ -176,6 +177,7 @@ class PostgresSink:
             stored = await self._store_entries(conn, batch, outcome, lines.entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
             await _store_lines(conn, locked["file_id"], locked["generation"], lines)
+            await store_oversize_lines(conn, batch.path, locked["file_id"], locked["generation"], lines)
             folded = fold(batch.entries, stored, _open_exchange(locked))
             outcome.exchanges_created = await _upsert_exchanges(
                 conn, batch.path, self.host_id, folded.exchanges

@@ -8,6 +8,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from mnemo_otel.importer.batches import read_batch
+from mnemo_otel.model import Batch
+from mnemo_otel.settings import ImportSettings
+from mnemo_otel.store import _oversize
 from mnemo_otel.store.postgres import PostgresSink
 from testkit.importing import entry, import_once
 from testkit.legacy import import_before_hosts
@@ -100,3 +104,45 @@ async def test_a_subagents_description_is_kept_exactly_each_version_once(
         (str(meta), b'{"agentType":"general-purpose","description":"first"}'),
         (str(meta), b'{"agentType":"general-purpose","description":"second"}\n'),
     ]
+
+
+async def test_a_line_over_the_size_cap_is_kept_in_pieces_and_restored_exactly(
+    database_url: str,
+    db: asyncpg.Connection,
+    transcripts: Path,
+    sink: PostgresSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(_oversize, "CHUNK_BYTES", 40_000)
+    huge = b'{"type":"user","uuid":"big","pad":"' + b"x" * 150_000 + b'"}\r\n'  # past the sample too
+    path = transcripts / "big.jsonl"
+    path.write_bytes(entry("u1") + huge + entry("u2"))
+    summary = await import_once(sink, transcripts, max_line_bytes=2000)
+    assert summary.outcome.quarantined["oversize"] == 1
+    pieces = await db.fetch("SELECT seq, length(chunk) AS n FROM mnemo.line_chunks ORDER BY seq")
+    assert [r["seq"] for r in pieces] == [0, 1, 2, 3]
+    assert [r["n"] for r in pieces] == [40_000, 40_000, 40_000, len(huge) - 1 - 120_000]
+    to = tmp_path / "restored"
+    to.mkdir()
+    code, report = mnemo(database_url, "restore", "--all", "--to", str(to), "--json", "--host", sink.host_id)
+    assert code == 0, report
+    assert (to / path.relative_to("/")).read_bytes() == path.read_bytes()
+
+
+async def test_a_line_over_the_size_cap_that_changed_before_its_commit_is_kept_without_its_bytes(
+    database_url: str, db: asyncpg.Connection, transcripts: Path, sink: PostgresSink
+) -> None:
+    """The drill then names the file; nothing wrong is ever kept as if exact."""
+    path = transcripts / "big.jsonl"
+    path.write_bytes(entry("u1") + b'{"pad":"' + b"x" * 100_000 + b'"}\n')
+    read = read_batch(path, 0, ImportSettings(max_line_bytes=2000))
+    path.write_bytes(entry("u1") + b'{"pad":"' + b"y" * 100_000 + b'"}\n')  # same size, other bytes
+    batch = Batch(
+        str(path), str(transcripts), read.identity, read.start, read.end, read.entries, read.bad_lines
+    )
+    await sink.commit(batch)
+    assert await db.fetchval("SELECT count(*) FROM mnemo.line_chunks") == 0
+    code, report = mnemo(database_url, "restore", "--check", "--json", "--host", sink.host_id)
+    assert code == 5
+    assert "does not match the digest" in report["inexact"][0]["reason"]

@@ -61,3 +61,16 @@ CREATE TABLE mnemo.documents (
     last_seen_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (host, path, sha256)
 );
+
+-- A line over the size cap is never held whole in memory: its bytes are kept in pieces, read from
+-- the source in the batch's transaction (its mnemo.lines row then has no body).
+CREATE TABLE mnemo.line_chunks (
+    file_id         bigint NOT NULL,
+    generation      integer NOT NULL,
+    line_offset     bigint NOT NULL,
+    seq             integer NOT NULL,
+    chunk           bytea NOT NULL,
+    PRIMARY KEY (file_id, generation, line_offset, seq),
+    FOREIGN KEY (file_id, generation, line_offset)
+        REFERENCES mnemo.lines (file_id, generation, line_offset) ON DELETE CASCADE
+);
