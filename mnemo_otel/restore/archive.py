@@ -1,9 +1,10 @@
 """Reading a file back out of the archive, and proving it comes back exactly.
 
-A file's committed prefix is rebuilt from its lines (``mnemo.lines``, current generation) in offset
-order. The rebuild is exact when the lines are contiguous from byte 0 to the checkpoint, every line's
-bytes match the digest taken from the source at import, and the result matches the digests of the
-file's head and of the bytes before its checkpoint, which the importer took from the file itself.
+A file's committed prefix is rebuilt from its blocks (``mnemo.blocks``, current generation) in
+offset order. The rebuild is exact when the blocks are contiguous from byte 0 to the checkpoint,
+every block's bytes match the digest taken from the source at import, and the result matches the
+digests of the file's head and of the bytes before its checkpoint, which the importer took from the
+file itself.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ __all__ = (
     "ArchivedDocument",
     "ArchivedFile",
     "Rebuild",
+    "archived_blocks",
     "archived_documents",
     "archived_files",
-    "archived_lines",
-    "line_chunk",
+    "block_piece",
     "select_paths",
 )
 
@@ -35,19 +36,19 @@ _FILES = """
 SELECT file_id, generation, host, path, committed_offset, exact_from, head_sha256, head_length, mark_sha256
 FROM mnemo.files WHERE host = $1 AND committed_offset > 0 ORDER BY path
 """
-_LINES = """
-SELECT line_offset, length, sha256, body FROM mnemo.lines
-WHERE file_id = $1 AND generation = $2 AND line_offset < $3 ORDER BY line_offset
+_BLOCKS = """
+SELECT start_offset, end_offset, sha256, body FROM mnemo.blocks
+WHERE file_id = $1 AND generation = $2 AND start_offset < $3 ORDER BY start_offset
 """
-_CHUNK = """
-SELECT chunk FROM mnemo.line_chunks WHERE file_id = $1 AND generation = $2 AND line_offset = $3 AND seq = $4
+_PIECE = """
+SELECT piece FROM mnemo.block_pieces WHERE file_id = $1 AND generation = $2 AND start_offset = $3 AND seq = $4
 """
 _DOCUMENTS = """
 SELECT DISTINCT ON (path) path, sha256, body FROM mnemo.documents
 WHERE host = $1 ORDER BY path, last_seen_at DESC
 """
-# Lines of a few MB are usual (pasted images): a handful at a time keeps memory flat.
-_PREFETCH = 32
+# A block is a batch: up to a few MB each. Two at a time keeps memory flat.
+_PREFETCH = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +123,16 @@ def _selects(selector: str, path: str) -> bool:
     )
 
 
-async def archived_lines(conn: Conn, file: ArchivedFile) -> AsyncIterator[asyncpg.Record]:
-    """The file's lines below its checkpoint, in order (call inside a transaction)."""
-    async for row in conn.cursor(_LINES, file.file_id, file.generation, file.committed, prefetch=_PREFETCH):
+async def archived_blocks(conn: Conn, file: ArchivedFile) -> AsyncIterator[asyncpg.Record]:
+    """The file's blocks below its checkpoint, in order (call inside a transaction)."""
+    async for row in conn.cursor(_BLOCKS, file.file_id, file.generation, file.committed, prefetch=_PREFETCH):
         yield row
+
+
+async def block_piece(conn: Conn, file: ArchivedFile, start: int, seq: int) -> bytes | None:
+    """Piece ``seq`` of a block kept in pieces (one at a time: it holds a line over the size cap)."""
+    piece: bytes | None = await conn.fetchval(_PIECE, file.file_id, file.generation, start, seq)
+    return piece
 
 
 # Why a file cannot be rebuilt exactly, as a bounded label: imported before exact lines were kept (a
@@ -134,14 +141,8 @@ BEFORE_EXACT_LINES = "before_exact_lines"
 DAMAGED = "damaged"
 
 
-async def line_chunk(conn: Conn, file: ArchivedFile, offset: int, seq: int) -> bytes | None:
-    """Piece ``seq`` of a line kept in pieces (one at a time: such a line is over the size cap)."""
-    chunk: bytes | None = await conn.fetchval(_CHUNK, file.file_id, file.generation, offset, seq)
-    return chunk
-
-
 class Rebuild:
-    """Fed a file's lines in order: checks each against the archive's promises and digests the result.
+    """Fed a file's blocks in order: checks each against the archive's promises and digests the result.
 
     ``problem`` is the first reason the rebuild is not exact, or ``None``; ``kind`` its label.
     """
@@ -153,54 +154,55 @@ class Rebuild:
         self.kind = DAMAGED
         if file.exact_from > 0:
             self.kind = BEFORE_EXACT_LINES
-            self.problem = f"imported before exact lines were kept: bytes 0-{file.exact_from} are not archived as written"
+            self.problem = (
+                f"imported before exact archiving: bytes 0-{file.exact_from} are not archived as written"
+            )
         self._digest = hashlib.sha256()
         self._head = hashlib.sha256()
         self._tail = bytearray()
-        self._line: tuple[int, int, bytes] = (0, 0, b"")
-        self._line_digest = hashlib.sha256()
-        self._line_size = 0
+        self._block: tuple[int, int, bytes] = (0, 0, b"")
+        self._block_digest = hashlib.sha256()
+        self._block_size = 0
 
-    def add(self, offset: int, length: int, sha256: bytes, body: bytes) -> bytes:
-        """A whole line: its bytes with its ``\\n`` (empty once the rebuild failed)."""
-        if not self.begin(offset, length, sha256):
+    def add(self, start: int, end: int, sha256: bytes, body: bytes) -> bytes:
+        """A whole block: its bytes (empty once the rebuild failed)."""
+        if not self.begin(start, end, sha256):
             return b""
         data = self.piece(body)
-        return data + self.end()
+        return data if self.end() else b""
 
-    def begin(self, offset: int, length: int, sha256: bytes) -> bool:
-        """A line kept in pieces (over the size cap) starts; ``False`` once the rebuild failed."""
-        if self.problem is None and offset != self.size:
-            self._fail(f"no line archived at byte {self.size} (the next starts at {offset})")
-        self._line = (offset, length, sha256)
-        self._line_digest = hashlib.sha256()
-        self._line_size = 0
+    def begin(self, start: int, end: int, sha256: bytes) -> bool:
+        """A block starts (kept whole or in pieces); ``False`` once the rebuild failed."""
+        if self.problem is None and start != self.size:
+            self._fail(f"nothing archived at byte {self.size} (the next block starts at {start})")
+        self._block = (start, end, sha256)
+        self._block_digest = hashlib.sha256()
+        self._block_size = 0
         return self.problem is None
 
     def piece(self, data: bytes) -> bytes:
-        """Bytes of the current line, passed on as they come (never the whole of a huge line)."""
+        """Bytes of the current block, passed on as they come (never the whole of a huge line)."""
         if self.problem is not None:
             return b""
-        self._line_digest.update(data)
-        self._line_size += len(data)
+        self._block_digest.update(data)
+        self._block_size += len(data)
         self._feed(data)
         return data
 
-    def end(self) -> bytes:
-        """The current line is complete: check it against its digest; its ``\\n``."""
-        offset, length, sha256 = self._line
-        if self.problem is None and (self._line_size != length or self._line_digest.digest() != sha256):
-            self._fail(f"the line at byte {offset} does not match the digest taken at import")
-        if self.problem is not None:
-            return b""
-        self._feed(b"\n")
-        return b"\n"
+    def end(self) -> bool:
+        """The current block is complete: check it against its digest."""
+        start, end, sha256 = self._block
+        if self.problem is None and (
+            self._block_size != end - start or self._block_digest.digest() != sha256
+        ):
+            self._fail(f"the bytes from {start} to {end} do not match the digest taken at import")
+        return self.problem is None
 
     def finish(self) -> str | None:
         """Checks the whole; returns the problem, if any."""
         file = self.file
         if self.problem is None and self.size != file.committed:
-            self._fail(f"the lines end at byte {self.size}, the checkpoint is at {file.committed}")
+            self._fail(f"the archived bytes end at {self.size}, the checkpoint is at {file.committed}")
         if self.problem is None and file.head_sha256 and self._head.hexdigest() != file.head_sha256:
             self._fail("the first bytes differ from the digest the importer took of the file's head")
         tail_digest = hashlib.sha256(bytes(self._tail)).hexdigest()

@@ -24,10 +24,10 @@ from .archive import (
     ArchivedDocument,
     ArchivedFile,
     Rebuild,
+    archived_blocks,
     archived_documents,
     archived_files,
-    archived_lines,
-    line_chunk,
+    block_piece,
     select_paths,
 )
 from .place import Outcome, PathRefused, Placed, placement, write_exact
@@ -94,14 +94,14 @@ async def rebuild(conn: Conn, file: ArchivedFile) -> Rebuild:
     result = Rebuild(file)
     if result.problem is None:
         async with conn.transaction(readonly=True):
-            async for row in archived_lines(conn, file):
-                offset, body = row["line_offset"], row["body"]
+            async for row in archived_blocks(conn, file):
+                start, end, body = row["start_offset"], row["end_offset"], row["body"]
                 if body is not None:
-                    result.add(offset, row["length"], row["sha256"], body)
-                elif result.begin(offset, row["length"], row["sha256"]):
+                    result.add(start, end, row["sha256"], body)
+                elif result.begin(start, end, row["sha256"]):
                     seq = 0
-                    while (chunk := await line_chunk(conn, file, offset, seq)) is not None:
-                        result.piece(chunk)
+                    while (piece := await block_piece(conn, file, start, seq)) is not None:
+                        result.piece(piece)
                         seq += 1
                     result.end()
                 if result.problem is not None:
@@ -179,22 +179,22 @@ async def _restore_one(conn: Conn, file: ArchivedFile, to: Path | None, report: 
         report.refused.append({"path": file.path, "reason": str(exc)})
         return
     async with conn.transaction(readonly=True):
-        lines = aiter(archived_lines(conn, file))
+        blocks = aiter(archived_blocks(conn, file))
 
         def chunks() -> Iterator[bytes]:
-            """Runs in the writer's thread; each line is fetched on the event loop as it is needed."""
+            """Runs in the writer's thread; each block is fetched on the event loop as it is needed."""
             again = Rebuild(file)
-            while (row := anyio.from_thread.run(_next_or_none, lines)) is not None:
-                offset, body = row["line_offset"], row["body"]
+            while (row := anyio.from_thread.run(_next_or_none, blocks)) is not None:
+                start, end, body = row["start_offset"], row["end_offset"], row["body"]
                 if body is not None:
-                    yield again.add(offset, row["length"], row["sha256"], body)
+                    yield again.add(start, end, row["sha256"], body)
                     continue
-                again.begin(offset, row["length"], row["sha256"])
+                again.begin(start, end, row["sha256"])
                 seq = 0
-                while (chunk := anyio.from_thread.run(line_chunk, conn, file, offset, seq)) is not None:
-                    yield again.piece(chunk)
+                while (piece := anyio.from_thread.run(block_piece, conn, file, start, seq)) is not None:
+                    yield again.piece(piece)
                     seq += 1
-                yield again.end()
+                again.end()
 
         placed = await anyio.to_thread.run_sync(
             lambda: write_exact(target, chunks, proven.sha256, proven.size, anchor=to or Path("/"))

@@ -2,9 +2,9 @@
 
 The parser only sampled such a line (it may be hundreds of MB), so its bytes are read again here,
 a piece at a time, inside the batch's transaction: the line is kept with its checkpoint or not at
-all. If the file no longer holds the bytes the parser digested, nothing is kept for the line and it
-stays without a body, which the restore drill reports; the importer's own change detection re-reads
-a file that changed under it.
+all. If the file no longer holds the bytes the parser digested, the pieces are dropped and the
+block keeps a digest that matches nothing, which the restore drill reports; the importer's own
+change detection re-reads a file that changed under it.
 """
 
 from __future__ import annotations
@@ -17,52 +17,53 @@ from typing import TYPE_CHECKING, Final
 import anyio.to_thread
 
 from ..transcripts.reader import open_regular
-from ._lines import LineRows
+from ._exact import Block
 
 if TYPE_CHECKING:
     from .postgres import Conn
 
-__all__ = ("store_oversize_lines",)
+__all__ = ("store_in_pieces",)
 
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES: Final = 8 * 1024 * 1024
-_INSERT_CHUNK: Final = """
-INSERT INTO mnemo.line_chunks (file_id, generation, line_offset, seq, chunk) VALUES ($1, $2, $3, $4, $5)
+_INSERT_PIECE: Final = """
+INSERT INTO mnemo.block_pieces (file_id, generation, start_offset, seq, piece) VALUES ($1, $2, $3, $4, $5)
 """
-_FORGET_CHUNKS: Final = (
-    "DELETE FROM mnemo.line_chunks WHERE file_id = $1 AND generation = $2 AND line_offset = $3"
+_DIGEST: Final = (
+    "UPDATE mnemo.blocks SET sha256 = $4 WHERE file_id = $1 AND generation = $2 AND start_offset = $3"
 )
+_FORGET: Final = "DELETE FROM mnemo.block_pieces WHERE file_id = $1 AND generation = $2 AND start_offset = $3"
 
 
-async def store_oversize_lines(conn: Conn, path: str, file_id: int, generation: int, lines: LineRows) -> None:
-    for offset, length, digest, body in zip(
-        lines.offsets, lines.lengths, lines.digests, lines.bodies, strict=True
-    ):
-        if body is None:
-            await _store_in_pieces(conn, Path(path), (file_id, generation, offset), length, digest)
-
-
-async def _store_in_pieces(
-    conn: Conn, path: Path, line: tuple[int, int, int], length: int, digest: bytes
-) -> None:
-    file_id, generation, offset = line
-    seen = hashlib.sha256()
+async def store_in_pieces(conn: Conn, path: str, file_id: int, generation: int, block: Block) -> None:
+    """Fill ``block`` (its row already written, without a body) from the source, piece by piece."""
+    key = (file_id, generation, block.start)
+    length = block.end - block.start - 1
+    line_digest, block_digest = hashlib.sha256(), hashlib.sha256()
     done = seq = 0
     while done < length:
-        piece = await anyio.to_thread.run_sync(_read, path, offset + done, min(CHUNK_BYTES, length - done))
+        piece = await anyio.to_thread.run_sync(
+            _read, Path(path), block.start + done, min(CHUNK_BYTES, length - done)
+        )
         if not piece:
             break
-        seen.update(piece)
-        await conn.execute(_INSERT_CHUNK, file_id, generation, offset, seq, piece)
+        line_digest.update(piece)
+        block_digest.update(piece)
         done += len(piece)
+        if done == length:
+            piece += b"\n"
+        await conn.execute(_INSERT_PIECE, *key, seq, piece)
         seq += 1
-    if done != length or seen.digest() != digest:
-        await conn.execute(_FORGET_CHUNKS, file_id, generation, offset)
+    if done != length or line_digest.digest() != block.line_sha256:
+        await conn.execute(_FORGET, *key)
         logger.warning(
             "a line over the size cap changed on disk before its bytes were kept; kept without them",
-            extra={"mnemo.offset": offset, "mnemo.bytes": length},
+            extra={"mnemo.offset": block.start, "mnemo.bytes": length},
         )
+        return
+    block_digest.update(b"\n")
+    await conn.execute(_DIGEST, *key, block_digest.digest())
 
 
 def _read(path: Path, start: int, size: int) -> bytes:

@@ -46,19 +46,22 @@ INSERT INTO mnemo.files AS f (path, root, host) VALUES ($1, $2, $3)
 ON CONFLICT (host, path) DO UPDATE SET root = f.root
 RETURNING committed_offset, open_session_id, open_prompt_uuid, file_id, generation
 """
-# Every line of the batch as written (entries, quarantined and blank lines), in the file's current
-# generation. No ON CONFLICT: under the checkpoint's row lock nothing can be there yet, and a line
-# already there would be a bug to hear about, not to skip.
-INSERT_LINES: Final = """
-INSERT INTO mnemo.lines (file_id, generation, line_offset, length, sha256, body, entry_key, session_id)
-SELECT $1, $2, l.line_offset, l.length, l.sha256, l.body, l.entry_key, l.session_id
-FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[], $7::text[], $8::text[])
-     AS l(line_offset, length, sha256, body, entry_key, session_id)
+# The exact bytes of the range the batch covers, in the file's current generation (usually one block;
+# a line over the size cap gets its own, filled in pieces). No ON CONFLICT: under the checkpoint's
+# row lock nothing can be there yet, and a block already there would be a bug to hear about.
+INSERT_BLOCKS: Final = """
+INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body)
+SELECT $1, $2, b.start_offset, b.end_offset, b.sha256, b.body
+FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[]) AS b(start_offset, end_offset, sha256, body)
 """
 # Of the lines not newly stored as entries, those whose key was first stored with other bytes (a
-# forked session's copies name another sessionId). Entries from before exact lines have no digest.
-COUNT_KEY_CONFLICTS: Final = """
-SELECT count(*) FROM unnest($1::text[], $2::bytea[]) AS d(key, sha256)
+# forked session's copies name another sessionId) are kept as copies, their count returned. Entries
+# from before exact archiving have no digest, so nothing is taken for a conflict with them.
+INSERT_LINE_COPIES: Final = """
+INSERT INTO mnemo.line_copies (file_id, generation, line_offset, entry_key, session_id, body)
+SELECT $1, $2, d.line_offset, d.key, d.session_id, d.body
+FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+     AS d(line_offset, key, session_id, body, sha256)
 JOIN mnemo.entries e ON e.key = d.key
 WHERE e.line_sha256 IS NOT NULL AND e.line_sha256 <> d.sha256
 """

@@ -24,9 +24,9 @@ from ..host import default_host_id, valid_host_id
 from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentity
 from . import _queries as q
 from . import fleet
+from ._exact import ExactBatch, exact_batch
 from ._fold import fold
-from ._lines import LineRows, line_rows
-from ._oversize import store_oversize_lines
+from ._oversize import store_in_pieces
 from .migrate import apply_migrations
 
 __all__ = ("PostgresSink", "translate_errors")
@@ -173,11 +173,12 @@ class PostgresSink:
                     f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
                 )
             outcome = BatchOutcome()
-            lines = line_rows(batch)
-            stored = await self._store_entries(conn, batch, outcome, lines.entry_digests)
+            exact = exact_batch(batch)
+            file = (locked["file_id"], locked["generation"])
+            stored = await self._store_entries(conn, batch, outcome, exact.entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
-            await _store_lines(conn, locked["file_id"], locked["generation"], lines)
-            await store_oversize_lines(conn, batch.path, locked["file_id"], locked["generation"], lines)
+            await _store_blocks(conn, batch.path, file, exact)
+            outcome.key_conflicts = await _store_copies(conn, batch, file, exact, stored)
             folded = fold(batch.entries, stored, _open_exchange(locked))
             outcome.exchanges_created = await _upsert_exchanges(
                 conn, batch.path, self.host_id, folded.exchanges
@@ -209,7 +210,7 @@ class PostgresSink:
         """
         outcome = BatchOutcome()
         async with self._connection() as conn, conn.transaction():
-            await self._store_entries(conn, batch, outcome, line_rows(batch).entry_digests)
+            await self._store_entries(conn, batch, outcome, exact_batch(batch).entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
         return outcome
 
@@ -218,8 +219,8 @@ class PostgresSink:
     ) -> set[int]:
         """One INSERT of the whole batch; returns the indexes of the entries it newly stored.
 
-        ``digests[i]`` is entry ``i``'s sha256: stored with a new key, and compared for the others, so
-        a key that comes back with other bytes is counted (``outcome.key_conflicts``).
+        ``digests[i]`` is entry ``i``'s sha256, stored with a new key so that a key coming back with
+        other bytes can be told apart (``_store_copies``).
         """
         if not batch.entries:
             return set()
@@ -235,11 +236,6 @@ class PostgresSink:
         for index in stored:
             outcome.stored[entries[index].entry_type] += 1
         outcome.duplicates = len(entries) - len(stored)
-        if outcome.duplicates:
-            others = [i for i in range(len(entries)) if i not in stored]
-            outcome.key_conflicts = await conn.fetchval(
-                q.COUNT_KEY_CONFLICTS, [entries[i].key for i in others], [digests[i] for i in others]
-            )
         return stored
 
     async def _store_bad_lines(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> None:
@@ -345,19 +341,41 @@ async def _upsert_exchanges(conn: Conn, path: str, host_id: str, exchanges: list
     return sum(1 for row in rows if row["created"])
 
 
-async def _store_lines(conn: Conn, file_id: int, generation: int, lines: LineRows) -> None:
-    if lines.offsets:
-        await conn.execute(
-            q.INSERT_LINES,
-            file_id,
-            generation,
-            lines.offsets,
-            lines.lengths,
-            lines.digests,
-            lines.bodies,
-            lines.keys,
-            lines.sessions,
-        )
+async def _store_blocks(conn: Conn, path: str, file: tuple[int, int], exact: ExactBatch) -> None:
+    blocks = exact.blocks
+    if not blocks:
+        return
+    await conn.execute(
+        q.INSERT_BLOCKS,
+        *file,
+        [b.start for b in blocks],
+        [b.end for b in blocks],
+        [b.sha256 for b in blocks],
+        [b.body for b in blocks],
+    )
+    for block in blocks:
+        if block.body is None:
+            await store_in_pieces(conn, path, *file, block)
+
+
+async def _store_copies(
+    conn: Conn, batch: Batch, file: tuple[int, int], exact: ExactBatch, stored: set[int]
+) -> int:
+    """Keep the lines whose key was stored before with other bytes; how many there were."""
+    others = [i for i in range(len(batch.entries)) if i not in stored]
+    if not others:
+        return 0
+    entries = batch.entries
+    status = await conn.execute(
+        q.INSERT_LINE_COPIES,
+        *file,
+        [entries[i].offset for i in others],
+        [entries[i].key for i in others],
+        [entries[i].session_id for i in others],
+        [exact.entry_bodies[i] for i in others],
+        [exact.entry_digests[i] for i in others],
+    )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _upsert_sessions(conn: Conn, sessions: list[Any]) -> None:

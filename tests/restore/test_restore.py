@@ -66,15 +66,14 @@ async def test_restore_check__names_a_file_whose_archived_lines_were_damaged(
 ) -> None:
     imported(database_url, corpus)
     damaged = await db.fetchrow(
-        "UPDATE mnemo.lines SET body = overlay(body placing 'X'::bytea from 3 for 1)"
-        " WHERE (file_id, line_offset) = (SELECT file_id, min(line_offset) + 0 FROM mnemo.lines"
-        " WHERE length > 10 GROUP BY file_id ORDER BY file_id LIMIT 1) RETURNING file_id, line_offset"
+        "UPDATE mnemo.blocks SET body = overlay(body placing 'X'::bytea from 3 for 1)"
+        " WHERE (file_id, start_offset) = (SELECT file_id, min(start_offset) FROM mnemo.blocks"
+        " GROUP BY file_id ORDER BY file_id LIMIT 1) RETURNING file_id"
     )
     assert damaged is not None
     gap = await db.fetchrow(
-        "DELETE FROM mnemo.lines WHERE (file_id, line_offset) = (SELECT file_id, max(line_offset)"
-        " FROM mnemo.lines WHERE file_id <> $1 GROUP BY file_id ORDER BY file_id LIMIT 1)"
-        " RETURNING file_id, line_offset",
+        "DELETE FROM mnemo.blocks WHERE (file_id, start_offset) = (SELECT file_id, max(start_offset)"
+        " FROM mnemo.blocks WHERE file_id <> $1 GROUP BY file_id ORDER BY file_id LIMIT 1) RETURNING file_id",
         damaged["file_id"],
     )
     assert gap is not None
@@ -86,7 +85,7 @@ async def test_restore_check__names_a_file_whose_archived_lines_were_damaged(
         [damaged["file_id"], gap["file_id"]],
     )
     paths: dict[int, str] = {row["file_id"]: row["path"] for row in rows}
-    assert "does not match the digest" in reasons[paths[damaged["file_id"]]]
+    assert "do not match the digest" in reasons[paths[damaged["file_id"]]]
     assert (
         "checkpoint" in reasons[paths[gap["file_id"]]] or "no line archived" in reasons[paths[gap["file_id"]]]
     )
@@ -104,7 +103,7 @@ async def test_restore__refuses_files_from_before_exact_lines_and_says_why(
     code, report = mnemo(database_url, "restore", "--check", "--json")
     assert code == 5
     assert [item["path"] for item in report["inexact"]] == [path]
-    assert "imported before exact lines were kept" in report["inexact"][0]["reason"]
+    assert "imported before exact archiving" in report["inexact"][0]["reason"]
     to = tmp_path / "restored"
     to.mkdir()
     code, report = mnemo(database_url, "restore", "--all", "--to", str(to), "--json")

@@ -1,8 +1,9 @@
-"""Migration 0006 and what it promises: every line kept as written (forks included, repeats and
-conflicting copies counted), and archives from before it named, not passed off as exact."""
+"""Migration 0006 and what it promises: every file kept as written (blank lines, repeats, CRLF, lines
+over the size cap; a fork's copies its own), and archives from before it named, not passed off as exact."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import asyncpg
@@ -43,12 +44,15 @@ async def test_upgrade__old_files_are_named_inexact_and_new_ones_are_exact(
     code, report = mnemo(database_url, "restore", "--check", "--json", "--host", sink.host_id)
     assert code == 5
     assert {item["path"] for item in report["inexact"]} == {str(p) for p in old_files}
-    assert all("imported before exact lines were kept" in item["reason"] for item in report["inexact"])
+    assert all("imported before exact archiving" in item["reason"] for item in report["inexact"])
     assert report["exact"] == 1
-    appended = await db.fetchval(
-        "SELECT count(*) FROM mnemo.lines l JOIN mnemo.files f USING (file_id) WHERE f.path = $1", str(grown)
+    blocks = await db.fetch(
+        "SELECT start_offset, f.exact_from FROM mnemo.blocks b JOIN mnemo.files f USING (file_id) WHERE f.path = $1",
+        str(grown),
     )
-    assert appended == 1  # what came after the upgrade is kept exactly, from the old checkpoint on
+    assert [(b["start_offset"], b["exact_from"]) for b in blocks] == [
+        (blocks[0]["exact_from"], blocks[0]["exact_from"])
+    ]
 
 
 async def test_repeats_blank_lines_and_crlf_are_lines_of_their_own(
@@ -58,9 +62,8 @@ async def test_repeats_blank_lines_and_crlf_are_lines_of_their_own(
     path = transcripts / "s1.jsonl"
     path.write_bytes(latch + latch + b"\n  \t\n" + entry("u1").replace(b"\n", b"\r\n") + latch)
     await import_once(sink, transcripts)
-    rows = await db.fetch("SELECT line_offset, body, entry_key FROM mnemo.lines ORDER BY line_offset")
-    assert b"".join(bytes(r["body"]) + b"\n" for r in rows) == path.read_bytes()
-    assert len(rows) == 6
+    kept = await db.fetchval("SELECT string_agg(body, ''::bytea ORDER BY start_offset) FROM mnemo.blocks")
+    assert kept == path.read_bytes()
     assert await db.fetchval("SELECT count(*) FROM mnemo.entries") == 2  # one key per distinct line
 
 
@@ -83,7 +86,7 @@ async def test_a_fork_holds_its_own_copies_and_each_conflicting_copy_is_counted(
         "SELECT entry_key, line FROM mnemo.session_lines WHERE session_id = 'F' ORDER BY line_offset"
     )
     assert [r["entry_key"] for r in rows] == ["u1", "a1", "u2"]
-    assert all('"sessionId":"F"' in r["line"] for r in rows)
+    assert {json.loads(r["line"])["sessionId"] for r in rows} == {"F"}
 
 
 async def test_a_subagents_description_is_kept_exactly_each_version_once(
@@ -120,9 +123,9 @@ async def test_a_line_over_the_size_cap_is_kept_in_pieces_and_restored_exactly(
     path.write_bytes(entry("u1") + huge + entry("u2"))
     summary = await import_once(sink, transcripts, max_line_bytes=2000)
     assert summary.outcome.quarantined["oversize"] == 1
-    pieces = await db.fetch("SELECT seq, length(chunk) AS n FROM mnemo.line_chunks ORDER BY seq")
+    pieces = await db.fetch("SELECT seq, length(piece) AS n FROM mnemo.block_pieces ORDER BY seq")
     assert [r["seq"] for r in pieces] == [0, 1, 2, 3]
-    assert [r["n"] for r in pieces] == [40_000, 40_000, 40_000, len(huge) - 1 - 120_000]
+    assert [r["n"] for r in pieces] == [40_000, 40_000, 40_000, len(huge) - 120_000]  # the last with its "\n"
     to = tmp_path / "restored"
     to.mkdir()
     code, report = mnemo(database_url, "restore", "--all", "--to", str(to), "--json", "--host", sink.host_id)
@@ -142,7 +145,7 @@ async def test_a_line_over_the_size_cap_that_changed_before_its_commit_is_kept_w
         str(path), str(transcripts), read.identity, read.start, read.end, read.entries, read.bad_lines
     )
     await sink.commit(batch)
-    assert await db.fetchval("SELECT count(*) FROM mnemo.line_chunks") == 0
+    assert await db.fetchval("SELECT count(*) FROM mnemo.block_pieces") == 0
     code, report = mnemo(database_url, "restore", "--check", "--json", "--host", sink.host_id)
     assert code == 5
-    assert "does not match the digest" in report["inexact"][0]["reason"]
+    assert "do not match the digest" in report["inexact"][0]["reason"]
