@@ -40,7 +40,7 @@ from ._report import REPO, environment, format_table
 GOAL_STORAGE_RATIO = 1.0
 
 _SIZES = """
-SELECT coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE c.relname IN ('lines', 'line_chunks')), 0),
+SELECT coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE c.relname IN ('blocks', 'block_pieces', 'line_copies')), 0),
        coalesce(sum(pg_total_relation_size(c.oid)), 0)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'mnemo' AND c.relkind IN ('r', 'm')
@@ -163,7 +163,7 @@ def report(f: Figures) -> str:
             "archive bytes per source byte",
             f"{ratio:.2f} (goal <= {GOAL_STORAGE_RATIO}: {verdict(ratio <= GOAL_STORAGE_RATIO)})",
         ),
-        ("  of which exact lines", f"{f.exact_bytes / f.source_bytes:.2f}"),
+        ("  of which exact bytes (blocks)", f"{f.exact_bytes / f.source_bytes:.2f}"),
         (
             "  the rest (entries' jsonb, quarantine, indexes)",
             f"{(f.archive_bytes - f.exact_bytes) / f.source_bytes:.2f}",

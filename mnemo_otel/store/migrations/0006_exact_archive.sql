@@ -50,6 +50,8 @@ CREATE TABLE mnemo.block_pieces (
 DO $$
 BEGIN
     ALTER TABLE mnemo.blocks ALTER COLUMN body SET COMPRESSION lz4;
+    ALTER TABLE mnemo.entries ALTER COLUMN data SET COMPRESSION lz4;
+    ALTER TABLE mnemo.exchanges ALTER COLUMN assistant_text SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
     NULL;
 END
