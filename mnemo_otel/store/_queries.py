@@ -55,15 +55,20 @@ SELECT $1, $2, b.start_offset, b.end_offset, b.sha256, b.body
 FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[]) AS b(start_offset, end_offset, sha256, body)
 """
 # Of the lines not newly stored as entries, those whose key was first stored with other bytes (a
-# forked session's copies name another sessionId) are kept as copies, their count returned. Entries
-# from before exact archiving have no digest, so nothing is taken for a conflict with them.
+# forked session's copies name another sessionId) are kept as copies, each distinct copy once.
+# Returned: the new ones, and whether their session differs from the first copy's (a fork's history,
+# folded into the fork's exchanges). Entries from before exact archiving have no digest: nothing is
+# taken for a conflict with them.
 INSERT_LINE_COPIES: Final = """
-INSERT INTO mnemo.line_copies (file_id, generation, line_offset, entry_key, session_id, body)
-SELECT $1, $2, d.line_offset, d.key, d.session_id, d.body
+INSERT INTO mnemo.line_copies
+    (file_id, generation, line_offset, entry_key, sha256, session_id, first_session_id, body)
+SELECT $1, $2, d.line_offset, d.key, d.sha256, d.session_id, e.session_id, d.body
 FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
      AS d(line_offset, key, session_id, body, sha256)
 JOIN mnemo.entries e ON e.key = d.key
 WHERE e.line_sha256 IS NOT NULL AND e.line_sha256 <> d.sha256
+ON CONFLICT DO NOTHING
+RETURNING line_offset, session_id IS DISTINCT FROM first_session_id AS other_session
 """
 # Also forgets tail reports the batch has now imported (a completed line is no longer quarantined).
 ADVANCE_CHECKPOINT: Final = """

@@ -178,8 +178,12 @@ class PostgresSink:
             stored = await self._store_entries(conn, batch, outcome, exact.entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
             await _store_blocks(conn, batch.path, file, exact)
-            outcome.key_conflicts = await _store_copies(conn, batch, file, exact, stored)
-            folded = fold(batch.entries, stored, _open_exchange(locked))
+            copies = await _store_copies(conn, batch, file, exact, stored)
+            outcome.key_conflicts = len(copies)
+            # A session's own copy of a line first stored by another (a fork's history) is the
+            # session's line: folded into its exchanges like a line stored for the first time.
+            new_to_session = stored | {i for i, other_session in copies.items() if other_session}
+            folded = fold(batch.entries, new_to_session, _open_exchange(locked))
             outcome.exchanges_created = await _upsert_exchanges(
                 conn, batch.path, self.host_id, folded.exchanges
             )
@@ -360,13 +364,14 @@ async def _store_blocks(conn: Conn, path: str, file: tuple[int, int], exact: Exa
 
 async def _store_copies(
     conn: Conn, batch: Batch, file: tuple[int, int], exact: ExactBatch, stored: set[int]
-) -> int:
-    """Keep the lines whose key was stored before with other bytes; how many there were."""
+) -> dict[int, bool]:
+    """Keep the lines whose key was stored before with other bytes (each distinct copy once):
+    ``{entry index: whether its session differs from the first copy's}`` for the new ones."""
     others = [i for i in range(len(batch.entries)) if i not in stored]
     if not others:
-        return 0
+        return {}
     entries = batch.entries
-    status = await conn.execute(
+    rows = await conn.fetch(
         q.INSERT_LINE_COPIES,
         *file,
         [entries[i].offset for i in others],
@@ -375,7 +380,8 @@ async def _store_copies(
         [exact.entry_bodies[i] for i in others],
         [exact.entry_digests[i] for i in others],
     )
-    return int(status.rsplit(" ", 1)[-1])
+    index_at = {entries[i].offset: i for i in others}
+    return {index_at[row["line_offset"]]: row["other_session"] for row in rows}
 
 
 async def _upsert_sessions(conn: Conn, sessions: list[Any]) -> None:

@@ -87,6 +87,15 @@ async def test_a_fork_holds_its_own_copies_and_each_conflicting_copy_is_counted(
     )
     assert [r["entry_key"] for r in rows] == ["u1", "a1", "u2"]
     assert {json.loads(r["line"])["sessionId"] for r in rows} == {"F"}
+    exchanges = "SELECT session_id, prompt_uuid, entry_count FROM mnemo.exchanges ORDER BY 1, 2"
+    before = [tuple(r) for r in await db.fetch(exchanges)]
+    assert [(s, p) for s, p, _ in before] == [("F", "u1"), ("F", "u2"), ("S", "u1")]  # the fork's history
+    replaced = fork.with_suffix(".new")
+    replaced.write_bytes(fork.read_bytes())
+    replaced.replace(fork)  # another inode: read again from byte 0
+    third = await import_once(sink, transcripts)
+    assert third.outcome.key_conflicts == 0
+    assert [tuple(r) for r in await db.fetch(exchanges)] == before  # nothing folded twice
 
 
 async def test_a_subagents_description_is_kept_exactly_each_version_once(

@@ -59,14 +59,19 @@ $$;
 
 ALTER TABLE mnemo.entries ADD COLUMN line_sha256 bytea;
 
+-- One row per distinct copy (key and bytes), wherever it was first seen: reading a file again stores
+-- and folds nothing twice.
 CREATE TABLE mnemo.line_copies (
     file_id         bigint NOT NULL REFERENCES mnemo.files (file_id) ON DELETE CASCADE,
     generation      integer NOT NULL,
     line_offset     bigint NOT NULL,
     entry_key       text NOT NULL,
+    sha256          bytea NOT NULL,
     session_id      text,
+    first_session_id text,              -- the session of the key's first copy (mnemo.entries)
     body            bytea NOT NULL,     -- the line as written, without its "\n"
-    PRIMARY KEY (file_id, generation, line_offset)
+    PRIMARY KEY (file_id, generation, line_offset),
+    UNIQUE (entry_key, sha256)
 );
 CREATE INDEX line_copies_session ON mnemo.line_copies (session_id);
 
