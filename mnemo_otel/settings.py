@@ -59,6 +59,17 @@ class HealthSettings(BaseModel):
     stale_after_seconds: float = Field(90.0, gt=0, description="Heartbeat older than this: unhealthy.")
 
 
+class WitnessSettings(BaseModel):
+    """``mnemo-otel witness``: the OTLP/HTTP logs receiver for Claude Code's own events."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4320, ge=0, le=65535)
+    token: SecretStr | None = Field(None, description="Bearer token; required when not on loopback.")
+    grace_seconds: float = Field(300.0, gt=0, description="A witnessed line missing longer: unarchived.")
+    interval_seconds: float = Field(30.0, gt=0, description="Reconciliation period.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger export requests get 413.")
+
+
 class WatchdogSettings(BaseModel):
     timeout_seconds: float = Field(120.0, gt=0, description="Loop silent this long: dump stacks and exit.")
 
@@ -114,3 +125,4 @@ class Settings(BaseSettings):
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    witness: WitnessSettings = Field(default_factory=WitnessSettings)

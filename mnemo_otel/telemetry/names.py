@@ -15,16 +15,19 @@ from typing import Final
 __all__ = (
     "ATTR_ENTRY_TYPE",
     "ATTR_ERROR_TYPE",
+    "ATTR_EVENT_NAME",
     "ATTR_FLEET_HOST",
     "ATTR_SESSION_ID",
     "ATTR_TRANSCRIPT_PATH",
     "ATTR_VOLUME",
+    "ATTR_WITNESS_HOST",
     "ENTRY_METRIC_TYPES",
     "EVENT_BATCH",
     "METRICS",
     "SERVICE_NAMESPACE",
     "SERVICE_NAME_DEFAULT",
     "SPAN_IMPORT",
+    "WITNESS_UNKNOWN_HOST",
     "MetricKind",
     "MetricName",
     "entry_metric_type",
@@ -51,6 +54,11 @@ ATTR_SESSION_ID: Final = "mnemo.session.id"
 ATTR_TRANSCRIPT_PATH: Final = "mnemo.transcript.path"
 ATTR_VOLUME: Final = "mnemo.volume"
 ATTR_FLEET_HOST: Final = "mnemo.fleet.host"
+# The witness: Claude Code's event name (bounded: the client's own set), and the host an event named
+# (its mnemo.host.id or host.name resource attribute; WITNESS_UNKNOWN_HOST when it named none).
+ATTR_EVENT_NAME: Final = "event.name"
+ATTR_WITNESS_HOST: Final = "mnemo.witness.host"
+WITNESS_UNKNOWN_HOST: Final = "unknown"
 """The member a fleet-membership point is about (``service.instance.id`` is the host reporting it)."""
 
 
@@ -251,6 +259,31 @@ SOURCE_RETENTION: Final = _metric(
     "How long Claude Code keeps transcripts before deleting them (its cleanupPeriodDays).",
 )
 
+WITNESS_EVENTS: Final = _metric(
+    "mnemo.witness.events",
+    "{event}",
+    MetricKind.COUNTER,
+    "Claude Code events the witness received, by event.name (content never kept).",
+)
+WITNESS_UNARCHIVED: Final = _metric(
+    "mnemo.witness.unarchived",
+    "{line}",
+    MetricKind.GAUGE,
+    "Lines Claude Code said it wrote, older than the grace period, that the archive lacks, by host.",
+)
+WITNESS_LAG: Final = _metric(
+    "mnemo.witness.lag",
+    "s",
+    MetricKind.HISTOGRAM,
+    "A witnessed line's commit to the archive minus Claude Code's event.timestamp (its own clock).",
+)
+WITNESS_LAST_HEARD: Final = _metric(
+    "mnemo.witness.last_heard.timestamp",
+    "s",
+    MetricKind.GAUGE,
+    "Unix time the witness last heard from each host (kept in the database): a silent witness proves nothing.",
+)
+
 METRICS: Final[tuple[MetricName, ...]] = (
     HEARTBEAT,
     LAST_SUCCESS,
@@ -278,4 +311,8 @@ METRICS: Final[tuple[MetricName, ...]] = (
     VERIFY_INTERVAL,
     SOURCE_LOST,
     SOURCE_RETENTION,
+    WITNESS_EVENTS,
+    WITNESS_UNARCHIVED,
+    WITNESS_LAG,
+    WITNESS_LAST_HEARD,
 )
