@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_verify(commands)
     _add_restore(commands)
+    _add_witness(commands)
 
     health = commands.add_parser("health", help="ask the running importer; exit 0 if healthy or degraded")
     health.add_argument(
@@ -171,6 +172,39 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     verify.add_argument("--repair", action="store_true", help="store the missing lines from the source")
     verify.set_defaults(handler=_verify)
+
+
+def _add_witness(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    witness = commands.add_parser(
+        "witness",
+        help="receive Claude Code's own events (OTLP/HTTP logs) and check the archive against them;"
+        " `witness status`: what it lacks",
+    )
+    witness.add_argument("action", nargs="?", choices=["serve", "status"], default="serve")
+    witness.add_argument("--json", action="store_true", help="status: print JSON on stdout")
+    witness.add_argument("--host", default=None, help="status: one host only ('' for events that named none)")
+    witness.set_defaults(handler=_witness)
+
+
+def _witness(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "status":
+        from .witness.command import status_command
+
+        report = anyio.run(partial(status_command, settings, host=args.host))
+        sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
+        return EXIT_MISSING if report.unarchived else EXIT_OK
+    from .telemetry.setup import configure_telemetry
+    from .witness.service import serve_witness
+
+    environ = {"OTEL_SERVICE_NAME": "mnemo-witness", **os.environ}
+    telemetry = configure_telemetry(
+        environ, host_id=settings.host_id, shutdown_grace=settings.telemetry.shutdown_grace_seconds
+    )
+    try:
+        anyio.run(serve_witness, settings)
+    finally:
+        telemetry.shutdown()
+    return EXIT_OK
 
 
 def _add_restore(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

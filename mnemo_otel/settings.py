@@ -65,7 +65,7 @@ class WitnessSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(4320, ge=0, le=65535)
     token: SecretStr | None = Field(None, description="Bearer token; required when not on loopback.")
-    grace_seconds: float = Field(300.0, gt=0, description="A witnessed line missing longer: unarchived.")
+    grace_seconds: float = Field(300.0, ge=0, description="A witnessed line missing longer: unarchived.")
     interval_seconds: float = Field(30.0, gt=0, description="Reconciliation period.")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger export requests get 413.")
 

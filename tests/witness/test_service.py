@@ -1,0 +1,167 @@
+"""``mnemo-otel witness`` as a process on a real PostgreSQL: answers, idempotence, reconciliation,
+``witness status``, and the database going away under it (503, then nothing lost)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from testkit import free_port, http_get, wait_for
+from testkit.claude_events import claude_event, export
+from testkit.importing import clean_env, entry
+from testkit.postgres_server import PostgresServer
+from testkit.sql import scalar
+
+CLI = [sys.executable, "-m", "mnemo_otel"]
+
+
+def _env(dsn: str, port: int, **extra: str) -> dict[str, str]:
+    return clean_env(
+        MNEMO_DATABASE_URL=dsn,
+        MNEMO_WITNESS__PORT=str(port),
+        MNEMO_WITNESS__INTERVAL_SECONDS="0.2",
+        MNEMO_WITNESS__GRACE_SECONDS="0",
+        MNEMO_RETRY__MAX_SECONDS="1",
+        OTEL_SDK_DISABLED="true",
+        **extra,
+    )
+
+
+@contextmanager
+def running_witness(dsn: str, log: Path, **extra: str) -> Iterator[str]:
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*CLI, "witness"], env=_env(dsn, port, **extra), stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def listening() -> bool | None:
+            assert proc.poll() is None, log.read_text()  # it exited: say why at once
+            return http_get(f"{url}/healthz")[0] == 200 or None
+
+        wait_for(listening, timeout=60, what="the witness to listen")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post(
+    url: str, body: bytes, content_type: str = "application/x-protobuf", **headers: str
+) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(
+        f"{url}/v1/logs", data=body, method="POST", headers={"Content-Type": content_type, **headers}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+def status(dsn: str, *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [*CLI, "witness", "status", "--json", *args],
+        env=_env(dsn, 0),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip().startswith("{") else {
+        "stderr": done.stderr
+    }
+
+
+def test_an_export_is_recorded_once_however_often_it_is_sent(database_url: str, tmp_path: Path) -> None:
+    body = export(
+        [
+            claude_event("user_prompt", "S", message_uuid="u1"),
+            claude_event("assistant_response", "S", message_uuid="a1", query_source="sdk"),
+        ]
+    ).SerializeToString()
+    with running_witness(database_url, tmp_path / "w.log") as url:
+        assert post(url, body)[0] == 200
+        assert post(url, gzip.compress(body), **{"Content-Encoding": "gzip"})[0] == 200  # the collector's way
+    assert scalar(database_url, "SELECT count(*) FROM mnemo.witnessed") == 2
+    assert scalar(database_url, "SELECT host FROM mnemo.witness_hosts") == "laptop"
+    assert "u1" not in (tmp_path / "w.log").read_text()  # ids are not logged either
+
+
+def test_bad_input_gets_a_clear_answer_and_the_service_goes_on(database_url: str, tmp_path: Path) -> None:
+    good = export([claude_event("user_prompt", "S", message_uuid="u1")]).SerializeToString()
+    with running_witness(database_url, tmp_path / "w.log", MNEMO_WITNESS__MAX_BODY_BYTES="2000") as url:
+        assert post(url, b"\x0a\xff\xff\xff garbage")[0] == 400
+        assert post(url, b"{not json", "application/json")[0] == 400
+        assert post(url, good, "text/plain")[0] == 415
+        assert post(url, b"x" * 5000)[0] == 413
+        assert (
+            post(url, gzip.compress(b"\x00" * 100_000), **{"Content-Encoding": "gzip"})[0] == 413
+        )  # a zip bomb
+        assert post(url, good)[0] == 200
+    assert scalar(database_url, "SELECT count(*) FROM mnemo.witnessed") == 1
+
+
+def test_with_a_token_only_its_bearer_is_heard(database_url: str, tmp_path: Path) -> None:
+    good = export([claude_event("user_prompt", "S", message_uuid="u1")]).SerializeToString()
+    with running_witness(database_url, tmp_path / "w.log", MNEMO_WITNESS__TOKEN="s3cret") as url:
+        assert post(url, good)[0] == 401
+        assert post(url, good, Authorization="Bearer wrong")[0] == 401
+        assert post(url, good, Authorization="Bearer s3cret")[0] == 200
+
+
+def test_reconciliation_and_status__a_line_witnessed_but_not_archived_is_named_until_it_arrives(
+    database_url: str, tmp_path: Path, transcripts: Path
+) -> None:
+    body = export(
+        [
+            claude_event("user_prompt", "S", message_uuid="u1"),
+            claude_event("user_prompt", "S", sequence=1, message_uuid="u2"),
+        ]
+    ).SerializeToString()
+    with running_witness(database_url, tmp_path / "w.log") as url:
+        assert post(url, body)[0] == 200
+    code, report = status(database_url)
+    assert code == 5
+    assert (report["witnessed"], report["archived"], report["unarchived"]) == (2, 0, 2)
+    assert report["sessions"] == [{"session_id": "S", "count": 2}]
+    assert report["hosts"]["laptop"]["imported"] is False  # Claude Code is used there, nothing archives it
+    (transcripts / "S.jsonl").write_bytes(entry("u1", session="S") + entry("u2", session="S"))
+    imported = subprocess.run(
+        [*CLI, "import", str(transcripts)],
+        env=_env(database_url, 0),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    code, report = status(database_url)
+    assert (code, report["unarchived"], report["archived"]) == (0, 0, 2)
+    assert report["lag_p99_seconds"] is not None
+
+
+def test_the_database_down_gets_503_with_retry_after_and_loses_nothing(tmp_path: Path) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        dsn = server.dsn()
+        body = export([claude_event("user_prompt", "S", message_uuid="u1")]).SerializeToString()
+        with running_witness(dsn, tmp_path / "w.log") as url:
+            server.stop()
+            code, headers = post(url, body)
+            assert code == 503 and int(headers["Retry-After"]) > 0
+            server.start()
+            wait_for(
+                lambda: post(url, body)[0] == 200 or None, timeout=60, what="the witness to record again"
+            )
+        assert scalar(dsn, "SELECT count(*) FROM mnemo.witnessed") == 1
+    finally:
+        server.destroy()
