@@ -1,9 +1,11 @@
-"""A small OTLP/HTTP server standing in for Tempo and Loki (which cannot run here).
+"""A small OTLP/HTTP server standing in for Tempo, Loki and the witness (which cannot run here).
 
 It speaks what the shipped collector config sends them: OTLP/HTTP protobuf POSTs to
-``<base>/v1/traces`` (Tempo exporter) and ``<base>/otlp/v1/logs`` (Loki exporter), gzip or not.
-Requests are decoded with ``opentelemetry-proto`` and kept for assertions. ``fail_with`` makes it
-answer an error status instead, to drive the collector's exporter-failure telemetry.
+``<base>/v1/traces`` (Tempo exporter), ``<base>/otlp/v1/logs`` (Loki exporter) and ``<base>/v1/logs``
+(witness exporter), gzip or not. Requests are decoded with ``opentelemetry-proto`` and kept for
+assertions. ``fail_with`` makes it answer an error status instead, to drive the collector's
+exporter-failure telemetry and retries. ``forward_to`` makes it a tap in front of a collector: it
+records what a producer sends, then relays the request unchanged and answers with the collector's reply.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import threading
+import urllib.error
+import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -110,9 +114,15 @@ class OtlpSink:
         self.logs: list[ExportLogsServiceRequest] = []
         self.metrics: list[ExportMetricsServiceRequest] = []
         self.paths: list[str] = []
+        # Every request body (decompressed) and its headers, rejected ones too: privacy tests search
+        # the bytes themselves, not only what decodes.
+        self.bodies: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
         self.rejected = 0
-        # When set, every request is answered with this status and not recorded.
+        # When set, every request is answered with this status and not decoded.
         self.fail_with: int | None = None
+        # When set (a collector's OTLP/HTTP base URL), every request is relayed there after recording.
+        self.forward_to: str | None = None
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -149,12 +159,7 @@ class OtlpSink:
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         length = int(req.headers.get("Content-Length") or 0)
         raw = req.rfile.read(length)
-        status = self.fail_with
-        if status is not None:
-            with self._lock:
-                self.rejected += 1
-            self._reply(req, status, b"")
-            return
+        sent = raw
         encoding = (req.headers.get("Content-Encoding") or "identity").lower()
         try:
             if encoding == "gzip":
@@ -167,8 +172,18 @@ class OtlpSink:
         except (OSError, zlib.error):
             self._reply(req, HTTPStatus.BAD_REQUEST, b"")
             return
+        with self._lock:
+            self.bodies.append(raw)
+            self.headers.append(dict(req.headers.items()))
+        status = self.fail_with
+        if status is not None:
+            with self._lock:
+                self.rejected += 1
+            self._reply(req, status, b"")
+            return
         path = req.path.split("?", 1)[0]
         response: bytes
+        forward_to = self.forward_to
         if path.endswith("/v1/traces"):
             trace_req = ExportTraceServiceRequest.FromString(raw)
             with self._lock:
@@ -190,7 +205,27 @@ class OtlpSink:
         else:
             self._reply(req, HTTPStatus.NOT_FOUND, b"")
             return
+        if forward_to is not None:
+            self._relay(req, f"{forward_to}{path}", sent)
+            return
         self._reply(req, HTTPStatus.OK, response)
+
+    def _relay(self, req: BaseHTTPRequestHandler, url: str, body: bytes) -> None:
+        """POST the request's original bytes to ``url``; answer with the upstream status and body."""
+        headers = {
+            name: value
+            for name in ("Content-Type", "Content-Encoding")
+            if (value := req.headers.get(name)) is not None
+        }
+        upstream = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(upstream, timeout=10) as reply:
+                status, answer = reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            status, answer = exc.code, exc.read()
+        except OSError:
+            status, answer = HTTPStatus.BAD_GATEWAY, b""
+        self._reply(req, status, answer)
 
     @staticmethod
     def _reply(req: BaseHTTPRequestHandler, status: int, body: bytes) -> None:

@@ -264,13 +264,30 @@ def test_manifest_builds_exactly_the_components_the_config_uses(collector_config
 
 def test_memory_limiter_comes_first_in_every_pipeline(collector_config: dict[str, Any]) -> None:
     pipelines = collector_config["service"]["pipelines"]
-    assert set(pipelines) == {"metrics", "traces", "logs"}
+    assert set(pipelines) == {"metrics", "traces", "logs", "logs/claude_code"}
     for name, pipeline in pipelines.items():
         assert pipeline["processors"][0] == "memory_limiter", name
     assert pipelines["metrics"]["exporters"] == ["prometheus_remote_write"]
     assert pipelines["traces"]["exporters"] == ["otlp_http/tempo"]
     assert pipelines["logs"]["exporters"] == ["otlp_http/loki"]
+    assert pipelines["logs/claude_code"]["exporters"] == ["otlp_http/witness"]
     assert collector_config["service"]["extensions"] == ["health_check"]
+
+
+def test_claude_codes_telemetry_is_split_from_the_importers(collector_config: dict[str, Any]) -> None:
+    """Structure only; tests/stack/test_witness_pipeline.py proves the split on the running collector."""
+    pipelines = collector_config["service"]["pipelines"]
+    for name in ("metrics", "traces", "logs"):
+        assert pipelines[name]["processors"] == ["memory_limiter", "filter/not_claude_code"], name
+    assert pipelines["logs/claude_code"]["processors"] == [
+        "memory_limiter",
+        "filter/claude_code_only",
+        "transform/witness_allow_list",
+    ]
+    processors = collector_config["processors"]
+    # A condition that cannot be evaluated fails the export instead of letting a record through.
+    for name in ("filter/not_claude_code", "filter/claude_code_only", "transform/witness_allow_list"):
+        assert processors[name]["error_mode"] == "propagate", name
 
 
 def test_endpoints_come_from_env_with_compose_defaults(services: dict[str, dict[str, Any]]) -> None:
@@ -282,6 +299,8 @@ def test_endpoints_come_from_env_with_compose_defaults(services: dict[str, dict[
     assert defaults["OTELCOL_OTLP_HTTP_ENDPOINT"] == "0.0.0.0:4318"
     assert defaults["OTELCOL_OTLP_GRPC_ENDPOINT"] == "0.0.0.0:4317"
     assert defaults["OTELCOL_METRICS_PORT"] == "8888"
+    assert defaults["MNEMO_WITNESS_ENDPOINT"] == "http://witness:4320"
+    assert defaults["MNEMO_WITNESS_TOKEN"] == ""
     for host in ("prometheus", "tempo", "loki"):
         assert host in services
     # Every `${...}` in the file is an env lookup with a default: nothing breaks when unset.
@@ -295,10 +314,17 @@ def test_exporters_queue_and_retry(collector_config: dict[str, Any]) -> None:
     assert prw["retry_on_failure"]["enabled"] is True
     assert prw["translation_strategy"] == "UnderscoreEscapingWithSuffixes"
     assert "service.*" in prw["resource_constant_labels"]["included"]
-    for name in ("otlp_http/tempo", "otlp_http/loki"):
+    for name in ("otlp_http/tempo", "otlp_http/loki", "otlp_http/witness"):
         assert exporters[name]["sending_queue"]["enabled"] is True, name
         assert exporters[name]["sending_queue"]["batch"], name
         assert exporters[name]["retry_on_failure"]["enabled"] is True, name
+    # The witness's events are never given up on while the collector runs (0 = no deadline).
+    assert exporters["otlp_http/witness"]["retry_on_failure"]["max_elapsed_time"] == "0s"
+
+
+def test_compose_hands_the_collector_the_witness_token(services: dict[str, dict[str, Any]]) -> None:
+    env = services["collector"]["environment"]
+    assert env == {"MNEMO_WITNESS_TOKEN": "${MNEMO_WITNESS_TOKEN:-}"}
 
 
 # --- backends -----------------------------------------------------------------------------------
