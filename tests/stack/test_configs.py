@@ -81,6 +81,7 @@ def test_compose_runs_the_whole_system(services: dict[str, dict[str, Any]]) -> N
     assert set(services) == {
         "postgres",
         "importer",
+        "witness",  # Claude Code's own events against the archive
         "collector",
         "prometheus",
         "tempo",
@@ -209,7 +210,13 @@ def test_compose_prometheus_runs_the_flags_the_tests_run(services: dict[str, dic
 def test_env_example_names_every_variable_compose_requires() -> None:
     text = COMPOSE.read_text()
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
-    assert required == {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "CLAUDE_PROJECTS_DIR", "MNEMO_HOST_ID"}
+    assert required == {
+        "POSTGRES_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "CLAUDE_PROJECTS_DIR",
+        "MNEMO_HOST_ID",
+        "MNEMO_WITNESS_TOKEN",
+    }
     referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     example = dict(
         line.split("=", 1)
@@ -324,7 +331,12 @@ def test_exporters_queue_and_retry(collector_config: dict[str, Any]) -> None:
 
 def test_compose_hands_the_collector_the_witness_token(services: dict[str, dict[str, Any]]) -> None:
     env = services["collector"]["environment"]
-    assert env == {"MNEMO_WITNESS_TOKEN": "${MNEMO_WITNESS_TOKEN:-}"}
+    token = "${MNEMO_WITNESS_TOKEN:?set MNEMO_WITNESS_TOKEN in .env (openssl rand -hex 32)}"
+    assert env == {"MNEMO_WITNESS_TOKEN": token}
+    witness = services["witness"]
+    assert witness["environment"]["MNEMO_WITNESS__TOKEN"] == token  # the same token on both ends
+    assert witness["environment"]["MNEMO_WITNESS__HOST"] == "0.0.0.0"
+    assert witness["command"] == ["witness"]
 
 
 # --- backends -----------------------------------------------------------------------------------
