@@ -165,3 +165,25 @@ def test_the_database_down_gets_503_with_retry_after_and_loses_nothing(tmp_path:
         assert scalar(dsn, "SELECT count(*) FROM mnemo.witnessed") == 1
     finally:
         server.destroy()
+
+
+def test_an_older_client_without_message_uuid_is_checked_by_its_prompt_id(
+    database_url: str, tmp_path: Path, transcripts: Path
+) -> None:
+    body = export(
+        [claude_event("user_prompt", "S", prompt_id="p-old")], version="2.1.100"
+    ).SerializeToString()
+    with running_witness(database_url, tmp_path / "w.log") as url:
+        assert post(url, body)[0] == 200
+    assert status(database_url)[0] == 5
+    (transcripts / "S.jsonl").write_bytes(entry("u-old", session="S", promptId="p-old"))
+    imported = subprocess.run(
+        [*CLI, "import", str(transcripts)],
+        env=_env(database_url, 0),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    code, report = status(database_url)
+    assert (code, report["archived"], report["unarchived"]) == (0, 1, 0)
