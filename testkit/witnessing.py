@@ -19,15 +19,15 @@ __all__ = ("RunningWitness", "running_witness", "witness_env", "witness_status")
 
 def witness_env(dsn: str, port: int, **extra: str) -> dict[str, str]:
     """Fast reconciliation and a one-second grace: a test waits seconds, not minutes."""
-    return clean_env(
-        MNEMO_DATABASE_URL=dsn,
-        MNEMO_WITNESS__PORT=str(port),
-        MNEMO_WITNESS__INTERVAL_SECONDS="0.2",
-        MNEMO_WITNESS__GRACE_SECONDS="1",
-        MNEMO_RETRY__MAX_SECONDS="1",
-        OTEL_SDK_DISABLED="true",
-        **extra,
-    )
+    settings = {
+        "MNEMO_DATABASE_URL": dsn,
+        "MNEMO_WITNESS__PORT": str(port),
+        "MNEMO_WITNESS__INTERVAL_SECONDS": "0.2",
+        "MNEMO_WITNESS__GRACE_SECONDS": "1",
+        "MNEMO_RETRY__MAX_SECONDS": "1",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    return clean_env(**{**settings, **extra})
 
 
 @dataclass(frozen=True)

@@ -28,18 +28,22 @@ ON CONFLICT (host) DO UPDATE SET last_heard_at = now(),
 # the session's user line with its promptId). Returned: each newly matched line's host and its lag,
 # commit time on our clock minus the event's time on the producer's.
 _RECONCILE: Final = """
-WITH matched AS (
-    SELECT w.event_id, min(e.imported_at) AS archived_at
-    FROM mnemo.witnessed w
-    JOIN mnemo.entries e ON (w.message_uuid IS NOT NULL AND e.key = w.message_uuid)
-        OR (w.message_uuid IS NULL AND e.session_id = w.session_id AND e.entry_type = 'user'
-            AND e.data->>'promptId' = w.prompt_id)
-    WHERE w.archived_at IS NULL
-    GROUP BY w.event_id
+WITH pending AS (
+    SELECT event_id, session_id, message_uuid, prompt_id FROM mnemo.witnessed WHERE archived_at IS NULL
+), matched AS (
+    SELECT p.event_id, e.imported_at
+    FROM pending p JOIN mnemo.entries e ON e.key = p.message_uuid
+    UNION ALL
+    SELECT p.event_id, min(e.imported_at)
+    FROM pending p
+    JOIN mnemo.entries e ON e.session_id = p.session_id AND e.entry_type = 'user'
+        AND e.data->>'promptId' = p.prompt_id
+    WHERE p.message_uuid IS NULL
+    GROUP BY p.event_id
 )
-UPDATE mnemo.witnessed w SET archived_at = m.archived_at
+UPDATE mnemo.witnessed w SET archived_at = m.imported_at
 FROM matched m WHERE w.event_id = m.event_id
-RETURNING w.host, extract(epoch FROM m.archived_at - w.event_time)::float8 AS lag_seconds
+RETURNING w.host, extract(epoch FROM m.imported_at - w.event_time)::float8 AS lag_seconds
 """
 _UNARCHIVED: Final = """
 SELECT coalesce(host, '') AS host, count(*) AS lines
