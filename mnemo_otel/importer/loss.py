@@ -3,7 +3,9 @@
 The scheduler measures every file before each pass; this module remembers, per file, where the
 complete lines it saw ended (``FileProgress.seen_end``, on inode ``seen_inode``). If the file is then
 deleted, cut short or replaced while that end is past the checkpoint, the difference is lost: it is
-reported to ``on_loss`` (the daemon's ledger counts and records it). Nothing here touches the database.
+reported to ``on_loss`` (the daemon's ledger counts and records it), measured from the checkpoint
+of the content that was seen: ``rereading`` does it before a re-import from 0 moves that checkpoint.
+Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from ..model import SourceLoss
 from .file_import import FileProgress
 
-__all__ = ("OnLoss", "complete_end", "observe", "vanished")
+__all__ = ("OnLoss", "complete_end", "observe", "rereading", "vanished")
 
 OnLoss = Callable[[SourceLoss], None]
 _PROBE = 64 * 1024
@@ -40,6 +42,18 @@ def observe(path: Path, progress: FileProgress, stat: os.stat_result, on_loss: O
     progress.seen_inode = stat.st_ino
     if stat.st_size > progress.seen_end:
         progress.seen_end = complete_end(path, progress.seen_end, stat.st_size)
+
+
+def rereading(path: Path, progress: FileProgress, checkpoint: int, on_loss: OnLoss) -> None:
+    """The importer found the file changed under ``checkpoint`` and reads it again from 0: measure the
+    loss now, from that checkpoint, since the re-import moves it (a cut below it would count committed
+    lines as lost, a replacement would be measured against the new file's progress)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return  # gone meanwhile: the pass that notices reports it
+    progress.committed = checkpoint
+    observe(path, progress, stat, on_loss)
 
 
 def vanished(path: Path, progress: FileProgress, on_loss: OnLoss) -> None:

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -94,7 +95,8 @@ class Importer:
         self._backlog_updated = 0.0
         self._on_loss = on_loss
         self._unmarked: set[str] = set()  # vanished files the database has not been told about yet
-        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
+        on_reread = None if on_loss is None else partial(loss.rereading, on_loss=on_loss)
+        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state, on_reread)
         self._changed = anyio.Event()
 
     # -- passes ---------------------------------------------------------------------------------

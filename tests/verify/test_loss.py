@@ -10,7 +10,7 @@ import pytest
 
 from mnemo_otel.health import evaluate
 from mnemo_otel.importer.file_import import FileProgress
-from mnemo_otel.importer.loss import complete_end, observe, vanished
+from mnemo_otel.importer.loss import complete_end, observe, rereading, vanished
 from mnemo_otel.model import SourceLoss
 from mnemo_otel.retention import cleanup_period_days, settings_path
 from mnemo_otel.settings import HealthSettings
@@ -64,6 +64,29 @@ def test_observe__a_cut_loses_only_what_was_cut_and_never_committed(tmp_path: Pa
         f.truncate(0)
     (loss,) = _observe(path, progress)
     assert loss.seen_end - (loss.committed or 0) == len(LINE) * 2
+
+
+def test_rereading__measures_from_the_old_checkpoint_once_before_the_re_import_moves_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(LINE * 5)
+    for change in ("cut", "replaced"):
+        progress = FileProgress(committed=len(LINE))  # stale: the database holds 2 lines
+        _observe(path, progress)
+        if change == "cut":  # below the checkpoint: the importer reads it again from 0
+            with path.open("r+b") as f:
+                f.truncate(0)
+        else:
+            replacement = tmp_path / "new.jsonl"
+            replacement.write_bytes(LINE * 3)
+            os.replace(replacement, path)
+        losses: list[SourceLoss] = []
+        rereading(path, progress, len(LINE) * 2, losses.append)
+        assert [(x.seen_end, x.committed) for x in losses] == [(len(LINE) * 5, len(LINE) * 2)]
+        progress.committed = path.stat().st_size  # the re-import from 0 committed what is there now
+        assert _observe(path, progress) == []  # reported once, not measured again against the new file
+        path.write_bytes(LINE * 5)
 
 
 def test_observe__nothing_lost_when_everything_seen_was_committed(tmp_path: Path) -> None:

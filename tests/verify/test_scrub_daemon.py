@@ -1,5 +1,6 @@
 """The daemon's own zero-loss checks, on real processes: the periodic scrub repairs rows deleted behind
-its back and says so in telemetry; lines lost with the database down are counted and recorded, and
+its back and says so in telemetry; lines seen on disk and deleted, cut off or replaced before their
+commit (the database down, or slow) are counted to the byte, recorded, reported by ``health``, and
 still reported after a restart; the retention guard warns in ``health``."""
 
 from __future__ import annotations
@@ -8,10 +9,16 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
+import asyncpg
 import pytest
 
 from mnemo_otel.telemetry import names
@@ -193,6 +200,164 @@ def _lost_then_restarted_while_down(server: PostgresServer, transcripts: Path, t
         journal.write_bytes(journaled)
 
 
+BEFORE = entry("a") + entry("b")  # imported before anything goes wrong
+APPENDED = entry("c") + entry("d") + entry("e")  # seen on disk, never committed
+REPLACEMENT = entry("x") + entry("y") + entry("z", text="a longer line than the ones it replaces")
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What happens to the file once the daemon has seen ``APPENDED`` and before it could commit it."""
+
+    name: str
+    reason: str
+    apply: Callable[[Path], None]
+    lost: int
+    stored: frozenset[str]  # the keys in the archive once the daemon has caught up
+
+
+def _cut(size: int) -> Callable[[Path], None]:
+    def apply(path: Path) -> None:
+        with path.open("r+b") as f:
+            f.truncate(size)
+
+    return apply
+
+
+def _replace(path: Path) -> None:
+    staged = path.with_name("replacement.tmp")
+    staged.write_bytes(REPLACEMENT)
+    staged.replace(path)  # a new inode: the way editors and sync tools rewrite a file
+
+
+CHANGES = [
+    _Change(
+        "cut_in_the_appended_lines",
+        "truncated",
+        _cut(len(BEFORE + entry("c"))),
+        len(entry("d") + entry("e")),
+        frozenset("abc"),
+    ),
+    # The importer re-reads a file cut below its checkpoint from 0: the committed line b is not lost.
+    _Change("cut_below_the_checkpoint", "truncated", _cut(len(entry("a"))), len(APPENDED), frozenset("ab")),
+    _Change("replaced", "replaced", _replace, len(APPENDED), frozenset("abxyz")),
+]
+
+
+@dataclass(frozen=True)
+class _Archive:
+    """A database, and how to keep the daemon from committing: the database down, or every checkpoint
+    read waiting on a lock (a database that answers, slowly)."""
+
+    dsn: str
+    uncommittable: Callable[[], AbstractContextManager[None]]
+
+
+@pytest.fixture(params=["database_down", "commit_held"])
+def archive(request: pytest.FixtureRequest) -> Iterator[_Archive]:
+    if request.param == "commit_held":
+        dsn: str = request.getfixturevalue("database_url")
+        yield _Archive(dsn, lambda: _checkpoints_locked(dsn))
+        return
+    server = PostgresServer()
+    server.start()
+    try:
+        yield _Archive(server.dsn(), lambda: _stopped(server))
+    finally:
+        server.destroy()
+
+
+@contextmanager
+def _stopped(server: PostgresServer) -> Iterator[None]:
+    server.stop()
+    try:
+        yield
+    finally:
+        server.start()
+
+
+@contextmanager
+def _checkpoints_locked(dsn: str) -> Iterator[None]:
+    """Every checkpoint read waits inside: the daemon sees the file grow but cannot import it."""
+    locked, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE mnemo.files IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                await anyio.to_thread.run_sync(release.wait)
+        finally:
+            await conn.close()
+
+    holder = threading.Thread(target=anyio.run, args=(hold,))
+    holder.start()
+    try:
+        assert locked.wait(timeout=30), "the lock on mnemo.files was not taken"
+        yield
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[c.name for c in CHANGES])
+def test_source_lost__lines_cut_or_replaced_before_their_commit_are_counted_recorded_and_reported(
+    archive: _Archive, change: _Change, transcripts: Path, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    dsn, port = archive.dsn, free_port()
+    path = transcripts / "s.jsonl"
+    path.write_bytes(BEFORE)
+    with running_daemon(
+        transcripts, _loss_env(dsn, otlp.url, port, tmp_path), tmp_path / "daemon.log"
+    ) as proc:
+        wait_for(
+            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
+        )
+        with archive.uncommittable():
+            _append_seen_then(change.apply, port, path, APPENDED, len(APPENDED))
+        wait_for(
+            lambda: scalar_or(0, dsn, "SELECT count(*) FROM mnemo.source_losses") > 0,
+            timeout=60,
+            what="a record",
+        )
+        wait_for(lambda: (_last(otlp, names.SOURCE_LOST) or 0) > 0, timeout=30, what="source.lost exported")
+        size = path.stat().st_size  # what is left of the file, or the new one: imported to its end
+        wait_for(lambda: _checkpoint(dsn, path) == size, timeout=60, what="the rest imported")
+        health = _health_command(port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    rows = fetch(dsn, "SELECT source_path, reason, lost_bytes FROM mnemo.source_losses")
+    assert [tuple(r.values()) for r in rows] == [(str(path), change.reason, change.lost)]
+    assert _last(otlp, names.SOURCE_LOST) == change.lost
+    assert (health["status"], health["source_lost_bytes"]) == ("degraded", change.lost)
+    assert any(f"{change.lost} bytes of transcript lines vanished" in r for r in health["reasons"])
+    assert _stored(dsn) == change.stored
+
+
+def _stored(dsn: str) -> set[str]:
+    return {r["key"] for r in fetch(dsn, "SELECT key FROM mnemo.entries")}
+
+
+def _checkpoint(dsn: str, path: Path) -> int:
+    return scalar_or(-1, dsn, "SELECT committed_offset FROM mnemo.files WHERE path = $1", str(path))
+
+
+def _health_command(port: int) -> dict[str, Any]:
+    """What ``mnemo-otel health`` prints, as an operator or a container healthcheck sees it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mnemo_otel", "health"],
+        capture_output=True,
+        text=True,
+        env=clean_env(MNEMO_HEALTH__PORT=str(port)),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
 def _loss_env(dsn: str, otlp_url: str | None, port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
     return daemon_env(
         dsn,
@@ -214,10 +379,18 @@ def _delete_appended_while_down(
     dsn = server.dsn()
     wait_for(lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
     server.stop()
+    _append_seen_then(Path.unlink, port, path, appended + tail, len(appended))
+
+
+def _append_seen_then(
+    change: Callable[[Path], object], port: int, path: Path, data: bytes, seen: int
+) -> None:
+    """Append ``data``, wait until the daemon has seen ``seen`` bytes of it waiting, then ``change`` the file:
+    the daemon cannot commit meanwhile, so those bytes are seen on disk and never committed."""
     with path.open("ab") as f:
-        f.write(appended + tail)
-    wait_for(lambda: _health(port)["backlog_bytes"] >= len(appended), timeout=30, what="the append seen")
-    path.unlink()
+        f.write(data)
+    wait_for(lambda: _health(port)["backlog_bytes"] >= seen, timeout=30, what="the append seen")
+    change(path)
 
 
 def _health(port: int) -> dict[str, Any]:
