@@ -198,6 +198,10 @@ class Importer:
         outcome = BatchOutcome()  # accumulates across attempts: batches committed before a failure count
         async for attempt in retrying:
             with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    # Measured again while the database is down: a file cut short or replaced meanwhile
+                    # is a loss noticed now, and journaled, so a restart before it answers keeps it.
+                    await anyio.to_thread.run_sync(self._measure, [transcript])
                 progress = self._files.setdefault(transcript.path, FileProgress())
                 await self._file_importer.import_file(
                     transcript, progress, outcome, report_tails=report_tails

@@ -45,6 +45,51 @@ def otlp() -> Iterator[OtlpSink]:
         yield sink
 
 
+BEFORE = entry("a") + entry("b")  # imported before anything goes wrong
+APPENDED = entry("c") + entry("d") + entry("e")  # seen on disk, never committed
+REPLACEMENT = entry("x") + entry("y") + entry("z", text="a longer line than the ones it replaces")
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What happens to the file once the daemon has seen ``APPENDED`` and before it could commit it."""
+
+    name: str
+    reason: str
+    apply: Callable[[Path], object]
+    lost: int
+    stored: frozenset[str]  # the keys in the archive once the daemon has caught up
+
+
+def _cut(size: int) -> Callable[[Path], None]:
+    def apply(path: Path) -> None:
+        with path.open("r+b") as f:
+            f.truncate(size)
+
+    return apply
+
+
+def _replace(path: Path) -> None:
+    staged = path.with_name("replacement.tmp")
+    staged.write_bytes(REPLACEMENT)
+    staged.replace(path)  # a new inode: the way editors and sync tools rewrite a file
+
+
+DELETED = _Change("deleted", "deleted", Path.unlink, len(APPENDED), frozenset("ab"))
+CHANGES = [
+    _Change(
+        "cut_in_the_appended_lines",
+        "truncated",
+        _cut(len(BEFORE + entry("c"))),
+        len(entry("d") + entry("e")),
+        frozenset("abc"),
+    ),
+    # The importer re-reads a file cut below its checkpoint from 0: the committed line b is not lost.
+    _Change("cut_below_the_checkpoint", "truncated", _cut(len(entry("a"))), len(APPENDED), frozenset("ab")),
+    _Change("replaced", "replaced", _replace, len(APPENDED), frozenset("abxyz")),
+]
+
+
 def test_scrub__finds_rows_deleted_behind_its_back_exports_the_count_and_repairs_them(
     database_url: str, transcripts: Path, tmp_path: Path, otlp: OtlpSink
 ) -> None:
@@ -118,18 +163,17 @@ def test_source_lost__lines_deleted_while_the_database_is_down_are_counted_recor
 def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, otlp: OtlpSink) -> None:
     dsn = server.dsn()
     path = transcripts / "s.jsonl"
-    path.write_bytes(entry("a") + entry("b"))
+    path.write_bytes(BEFORE)
     port = free_port()
     claude = tmp_path / "claude"
     claude.mkdir()
     (claude / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 3}))
     env = _loss_env(dsn, otlp.url, port, tmp_path, CLAUDE_CONFIG_DIR=str(claude))
-    appended = entry("c") + entry("d") + entry("e")
     with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
         # the unterminated tail is not a loss
-        _delete_appended_while_down(server, port, path, appended, tail=b'{"type":"user","uuid":"partial"')
+        _change_appended_while_down(server, port, path, Path.unlink, tail=b'{"type":"user","uuid":"partial"')
         server.start()
-        wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=60, what="source.lost")
+        wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(APPENDED), timeout=60, what="source.lost")
         wait_for(
             lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.source_losses") == 1,
             timeout=60,
@@ -138,13 +182,13 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     row = fetch(dsn, "SELECT source_path, reason, lost_bytes, host_id FROM mnemo.source_losses")[0]
-    assert (row["source_path"], row["reason"], row["lost_bytes"]) == (str(path), "deleted", len(appended))
+    assert (row["source_path"], row["reason"], row["lost_bytes"]) == (str(path), "deleted", len(APPENDED))
 
     with otlp._lock:
         otlp.metrics.clear()  # what follows comes from the restarted daemon
     with running_daemon(transcripts, env, tmp_path / "second.log") as proc:
         health = wait_for(
-            lambda: (h := _health(port))["source_lost_bytes"] == len(appended) and h,
+            lambda: (h := _health(port))["source_lost_bytes"] == len(APPENDED) and h,
             timeout=60,
             what="health to report the loss after the restart (loaded from the database)",
         )
@@ -152,31 +196,33 @@ def _lost_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path, 
         assert any("vanished from disk" in r for r in health["reasons"])
         assert any("after 3 day(s)" in r for r in health["reasons"])  # the retention guard
         wait_for(lambda: _last(otlp, names.SOURCE_RETENTION) == 3 * 86400, timeout=30, what="retention")
-        wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(appended), timeout=30, what="lost, restarted")
+        wait_for(lambda: _last(otlp, names.SOURCE_LOST) == len(APPENDED), timeout=30, what="lost, restarted")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
 
 
+@pytest.mark.parametrize("change", [DELETED, *CHANGES], ids=lambda c: c.name)
 def test_source_lost__a_loss_noticed_while_the_database_is_down_survives_a_restart_and_is_recorded_once(
-    transcripts: Path, tmp_path: Path
+    change: _Change, transcripts: Path, tmp_path: Path
 ) -> None:
     server = PostgresServer()
     server.start()
     try:
-        _lost_then_restarted_while_down(server, transcripts, tmp_path)
+        _lost_then_restarted_while_down(server, change, transcripts, tmp_path)
     finally:
         server.destroy()
 
 
-def _lost_then_restarted_while_down(server: PostgresServer, transcripts: Path, tmp_path: Path) -> None:
+def _lost_then_restarted_while_down(
+    server: PostgresServer, change: _Change, transcripts: Path, tmp_path: Path
+) -> None:
     dsn, port, data = server.dsn(), free_port(), tmp_path / "data"
     path = transcripts / "s.jsonl"
-    path.write_bytes(entry("a") + entry("b"))
+    path.write_bytes(BEFORE)
     env = _loss_env(dsn, None, port, tmp_path, OTEL_SDK_DISABLED="true")
-    appended = entry("c") + entry("d") + entry("e")
     with running_daemon(transcripts, env, tmp_path / "first.log") as proc:
-        _delete_appended_while_down(server, port, path, appended)
-        wait_for(lambda: _health(port)["source_lost_bytes"] == len(appended), timeout=30, what="counted")
+        _change_appended_while_down(server, port, path, change.apply)
+        wait_for(lambda: _health(port)["source_lost_bytes"] == change.lost, timeout=30, what="counted")
         proc.send_signal(signal.SIGTERM)  # the database is still down: the event is only in the journal
         assert proc.wait(timeout=60) == 0
     (journal,) = data.glob("pending-losses-*.jsonl")
@@ -192,56 +238,14 @@ def _lost_then_restarted_while_down(server: PostgresServer, transcripts: Path, t
                 what="the record",
             )
             wait_for(lambda: not journal.exists(), timeout=30, what="the journal emptied")
-            assert _health(port)["source_lost_bytes"] == len(appended)
+            wait_for(lambda: _caught_up(dsn, path), timeout=60, what="what is on disk imported")
+            assert _health(port)["source_lost_bytes"] == change.lost
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         rows = fetch(dsn, "SELECT source_path, reason, lost_bytes FROM mnemo.source_losses")
-        assert [tuple(r.values()) for r in rows] == [(str(path), "deleted", len(appended))]
+        assert [tuple(r.values()) for r in rows] == [(str(path), change.reason, change.lost)]
+        assert _stored(dsn) == change.stored
         journal.write_bytes(journaled)
-
-
-BEFORE = entry("a") + entry("b")  # imported before anything goes wrong
-APPENDED = entry("c") + entry("d") + entry("e")  # seen on disk, never committed
-REPLACEMENT = entry("x") + entry("y") + entry("z", text="a longer line than the ones it replaces")
-
-
-@dataclass(frozen=True)
-class _Change:
-    """What happens to the file once the daemon has seen ``APPENDED`` and before it could commit it."""
-
-    name: str
-    reason: str
-    apply: Callable[[Path], None]
-    lost: int
-    stored: frozenset[str]  # the keys in the archive once the daemon has caught up
-
-
-def _cut(size: int) -> Callable[[Path], None]:
-    def apply(path: Path) -> None:
-        with path.open("r+b") as f:
-            f.truncate(size)
-
-    return apply
-
-
-def _replace(path: Path) -> None:
-    staged = path.with_name("replacement.tmp")
-    staged.write_bytes(REPLACEMENT)
-    staged.replace(path)  # a new inode: the way editors and sync tools rewrite a file
-
-
-CHANGES = [
-    _Change(
-        "cut_in_the_appended_lines",
-        "truncated",
-        _cut(len(BEFORE + entry("c"))),
-        len(entry("d") + entry("e")),
-        frozenset("abc"),
-    ),
-    # The importer re-reads a file cut below its checkpoint from 0: the committed line b is not lost.
-    _Change("cut_below_the_checkpoint", "truncated", _cut(len(entry("a"))), len(APPENDED), frozenset("ab")),
-    _Change("replaced", "replaced", _replace, len(APPENDED), frozenset("abxyz")),
-]
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ def _checkpoints_locked(dsn: str) -> Iterator[None]:
         holder.join(timeout=30)
 
 
-@pytest.mark.parametrize("change", CHANGES, ids=[c.name for c in CHANGES])
+@pytest.mark.parametrize("change", [DELETED, *CHANGES], ids=lambda c: c.name)
 def test_source_lost__lines_cut_or_replaced_before_their_commit_are_counted_recorded_and_reported(
     archive: _Archive, change: _Change, transcripts: Path, tmp_path: Path, otlp: OtlpSink
 ) -> None:
@@ -322,8 +326,7 @@ def test_source_lost__lines_cut_or_replaced_before_their_commit_are_counted_reco
             what="a record",
         )
         wait_for(lambda: (_last(otlp, names.SOURCE_LOST) or 0) > 0, timeout=30, what="source.lost exported")
-        size = path.stat().st_size  # what is left of the file, or the new one: imported to its end
-        wait_for(lambda: _checkpoint(dsn, path) == size, timeout=60, what="the rest imported")
+        wait_for(lambda: _caught_up(dsn, path), timeout=60, what="what is on disk imported")
         health = _health_command(port)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -339,8 +342,11 @@ def _stored(dsn: str) -> set[str]:
     return {r["key"] for r in fetch(dsn, "SELECT key FROM mnemo.entries")}
 
 
-def _checkpoint(dsn: str, path: Path) -> int:
-    return scalar_or(-1, dsn, "SELECT committed_offset FROM mnemo.files WHERE path = $1", str(path))
+def _caught_up(dsn: str, path: Path) -> bool:
+    """What is left of the file, or the file that replaced it, is imported to its end (a deleted file
+    keeps its checkpoint)."""
+    size = path.stat().st_size if path.exists() else len(BEFORE)
+    return scalar_or(-1, dsn, "SELECT committed_offset FROM mnemo.files WHERE path = $1", str(path)) == size
 
 
 def _health_command(port: int) -> dict[str, Any]:
@@ -371,15 +377,15 @@ def _loss_env(dsn: str, otlp_url: str | None, port: int, tmp_path: Path, **extra
     )
 
 
-def _delete_appended_while_down(
-    server: PostgresServer, port: int, path: Path, appended: bytes, tail: bytes = b""
+def _change_appended_while_down(
+    server: PostgresServer, port: int, path: Path, change: Callable[[Path], object], tail: bytes = b""
 ) -> None:
-    """The daemon has imported the file's two lines: stop the database, append complete lines (and
-    ``tail``), wait until the daemon has seen them, delete the file."""
+    """The daemon has imported ``BEFORE``: stop the database, append ``APPENDED`` (and ``tail``), wait
+    until the daemon has seen them, ``change`` the file."""
     dsn = server.dsn()
     wait_for(lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
     server.stop()
-    _append_seen_then(Path.unlink, port, path, appended + tail, len(appended))
+    _append_seen_then(change, port, path, APPENDED + tail, len(APPENDED))
 
 
 def _append_seen_then(
