@@ -72,6 +72,7 @@ class FileProgress:
     # when the file vanishes are a loss (``loss.py``).
     seen_inode: int | None = None
     seen_end: int = 0
+    seen_mark: str | None = None  # a digest of the bytes just before seen_end
 
     @property
     def backlog(self) -> int:

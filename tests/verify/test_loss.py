@@ -20,6 +20,13 @@ from mnemo_otel.verify.loss_journal import LossJournal, journal_path
 LINE = b'{"type":"user","uuid":"x"}\n'
 
 
+def _replace(path: Path, content: bytes) -> None:
+    """A new file, a new inode, under the same name."""
+    staged = path.with_name("new.jsonl")
+    staged.write_bytes(content)
+    os.replace(staged, path)
+
+
 def _observe(path: Path, progress: FileProgress) -> list[SourceLoss]:
     losses: list[SourceLoss] = []
     observe(path, progress, path.stat(), losses.append)
@@ -43,12 +50,23 @@ def test_observe__a_replaced_file_loses_what_was_seen_past_the_checkpoint(tmp_pa
     path.write_bytes(LINE * 4)
     progress = FileProgress(committed=len(LINE))
     _observe(path, progress)
-    replacement = tmp_path / "new.jsonl"
-    replacement.write_bytes(LINE)
-    os.replace(replacement, path)
+    _replace(path, LINE)
     (loss,) = _observe(path, progress)
     assert (loss.reason, loss.seen_end, loss.committed) == ("replaced", len(LINE) * 4, len(LINE))
     assert progress.seen_end == len(LINE)  # now what the new file holds
+
+
+def test_observe__a_replacement_that_still_holds_the_lines_seen_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(LINE * 4)
+    progress = FileProgress(committed=len(LINE))
+    _observe(path, progress)
+    _replace(path, LINE * 4 + b'{"type":"user","uuid":"y"}\n')  # an atomic rewrite, grown
+    assert _observe(path, progress) == []
+    assert progress.seen_end == path.stat().st_size
+    _replace(path, LINE * 3 + LINE.replace(b"x", b"z") + LINE)  # as long, but not the same
+    (loss,) = _observe(path, progress)
+    assert (loss.reason, loss.seen_end, loss.committed) == ("replaced", len(LINE) * 5, len(LINE))
 
 
 def test_observe__a_cut_loses_only_what_was_cut_and_never_committed(tmp_path: Path) -> None:
@@ -78,9 +96,7 @@ def test_rereading__measures_from_the_old_checkpoint_once_before_the_re_import_m
             with path.open("r+b") as f:
                 f.truncate(0)
         else:
-            replacement = tmp_path / "new.jsonl"
-            replacement.write_bytes(LINE * 3)
-            os.replace(replacement, path)
+            _replace(path, LINE * 3)
         losses: list[SourceLoss] = []
         rereading(path, progress, len(LINE) * 2, losses.append)
         assert [(x.seen_end, x.committed) for x in losses] == [(len(LINE) * 5, len(LINE) * 2)]

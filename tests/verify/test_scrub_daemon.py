@@ -69,10 +69,13 @@ def _cut(size: int) -> Callable[[Path], None]:
     return apply
 
 
-def _replace(path: Path) -> None:
-    staged = path.with_name("replacement.tmp")
-    staged.write_bytes(REPLACEMENT)
-    staged.replace(path)  # a new inode: the way editors and sync tools rewrite a file
+def _replaced_by(content: bytes) -> Callable[[Path], None]:
+    def apply(path: Path) -> None:
+        staged = path.with_name("replacement.tmp")
+        staged.write_bytes(content)
+        staged.replace(path)  # a new inode: the way editors and sync tools rewrite a file
+
+    return apply
 
 
 DELETED = _Change("deleted", "deleted", Path.unlink, len(APPENDED), frozenset("ab"))
@@ -86,7 +89,7 @@ CHANGES = [
     ),
     # The importer re-reads a file cut below its checkpoint from 0: the committed line b is not lost.
     _Change("cut_below_the_checkpoint", "truncated", _cut(len(entry("a"))), len(APPENDED), frozenset("ab")),
-    _Change("replaced", "replaced", _replace, len(APPENDED), frozenset("abxyz")),
+    _Change("replaced", "replaced", _replaced_by(REPLACEMENT), len(APPENDED), frozenset("abxyz")),
 ]
 
 
@@ -309,33 +312,62 @@ def _checkpoints_locked(dsn: str) -> Iterator[None]:
 def test_source_lost__lines_cut_or_replaced_before_their_commit_are_counted_recorded_and_reported(
     archive: _Archive, change: _Change, transcripts: Path, tmp_path: Path, otlp: OtlpSink
 ) -> None:
-    dsn, port = archive.dsn, free_port()
     path = transcripts / "s.jsonl"
-    path.write_bytes(BEFORE)
-    with running_daemon(
-        transcripts, _loss_env(dsn, otlp.url, port, tmp_path), tmp_path / "daemon.log"
-    ) as proc:
+    with _changed_before_commit(archive, change.apply, path, tmp_path, otlp) as port:
         wait_for(
-            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
-        )
-        with archive.uncommittable():
-            _append_seen_then(change.apply, port, path, APPENDED, len(APPENDED))
-        wait_for(
-            lambda: scalar_or(0, dsn, "SELECT count(*) FROM mnemo.source_losses") > 0,
+            lambda: scalar_or(0, archive.dsn, "SELECT count(*) FROM mnemo.source_losses") > 0,
             timeout=60,
             what="a record",
         )
         wait_for(lambda: (_last(otlp, names.SOURCE_LOST) or 0) > 0, timeout=30, what="source.lost exported")
-        wait_for(lambda: _caught_up(dsn, path), timeout=60, what="what is on disk imported")
         health = _health_command(port)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    rows = fetch(dsn, "SELECT source_path, reason, lost_bytes FROM mnemo.source_losses")
+    rows = fetch(archive.dsn, "SELECT source_path, reason, lost_bytes FROM mnemo.source_losses")
     assert [tuple(r.values()) for r in rows] == [(str(path), change.reason, change.lost)]
     assert _last(otlp, names.SOURCE_LOST) == change.lost
     assert (health["status"], health["source_lost_bytes"]) == ("degraded", change.lost)
     assert any(f"{change.lost} bytes of transcript lines vanished" in r for r in health["reasons"])
-    assert _stored(dsn) == change.stored
+    assert _stored(archive.dsn) == change.stored
+
+
+def test_source_lost__a_replacement_that_still_holds_the_lines_seen_loses_nothing(
+    archive: _Archive, transcripts: Path, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    """An atomic rewrite (a sync tool, an editor) keeps what was seen: no loss, no alert."""
+    path = transcripts / "s.jsonl"
+    copy = BEFORE + APPENDED + entry("f")
+    with _changed_before_commit(archive, _replaced_by(copy), path, tmp_path, otlp) as port:
+        exported = len(metric_points(otlp, names.SOURCE_LOST.name))
+        wait_for(
+            lambda: len(metric_points(otlp, names.SOURCE_LOST.name)) > exported,
+            timeout=30,
+            what="source.lost exported after the catch-up",
+        )
+        health = _health_command(port)
+    assert fetch(archive.dsn, "SELECT * FROM mnemo.source_losses") == []
+    assert _last(otlp, names.SOURCE_LOST) == 0
+    assert (health["status"], health["source_lost_bytes"]) == ("healthy", 0)
+    assert _stored(archive.dsn) == set("abcdef")
+
+
+@contextmanager
+def _changed_before_commit(
+    archive: _Archive, change: Callable[[Path], object], path: Path, tmp_path: Path, otlp: OtlpSink
+) -> Iterator[int]:
+    """A daemon that imported ``BEFORE``, saw ``APPENDED`` and could not commit it before ``change``;
+    inside, it has imported what is on disk now (yields its health port); stopped cleanly after."""
+    dsn, port = archive.dsn, free_port()
+    path.write_bytes(BEFORE)
+    env = _loss_env(dsn, otlp.url, port, tmp_path)
+    with running_daemon(path.parent, env, tmp_path / "daemon.log") as proc:
+        wait_for(
+            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
+        )
+        with archive.uncommittable():
+            _append_seen_then(change, port, path, APPENDED, len(APPENDED))
+        wait_for(lambda: _caught_up(dsn, path), timeout=60, what="what is on disk imported")
+        yield port
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
 
 
 def _stored(dsn: str) -> set[str]:
