@@ -309,7 +309,7 @@ def _checkpoints_locked(dsn: str) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("change", [DELETED, *CHANGES], ids=lambda c: c.name)
-def test_source_lost__lines_cut_or_replaced_before_their_commit_are_counted_recorded_and_reported(
+def test_source_lost__lines_deleted_cut_or_replaced_before_their_commit_are_counted_recorded_and_reported(
     archive: _Archive, change: _Change, transcripts: Path, tmp_path: Path, otlp: OtlpSink
 ) -> None:
     path = transcripts / "s.jsonl"
@@ -359,9 +359,7 @@ def _changed_before_commit(
     path.write_bytes(BEFORE)
     env = _loss_env(dsn, otlp.url, port, tmp_path)
     with running_daemon(path.parent, env, tmp_path / "daemon.log") as proc:
-        wait_for(
-            lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import"
-        )
+        _wait_imported_before(dsn)
         with archive.uncommittable():
             _append_seen_then(change, port, path, APPENDED, len(APPENDED))
         wait_for(lambda: _caught_up(dsn, path), timeout=60, what="what is on disk imported")
@@ -414,10 +412,13 @@ def _change_appended_while_down(
 ) -> None:
     """The daemon has imported ``BEFORE``: stop the database, append ``APPENDED`` (and ``tail``), wait
     until the daemon has seen them, ``change`` the file."""
-    dsn = server.dsn()
-    wait_for(lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
+    _wait_imported_before(server.dsn())
     server.stop()
     _append_seen_then(change, port, path, APPENDED + tail, len(APPENDED))
+
+
+def _wait_imported_before(dsn: str) -> None:
+    wait_for(lambda: scalar_or(-1, dsn, "SELECT count(*) FROM mnemo.entries") == 2, timeout=60, what="import")
 
 
 def _append_seen_then(
