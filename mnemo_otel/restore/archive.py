@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 import asyncpg
 
 from ..store.postgres import Conn
+from ..telemetry import names
 from ..transcripts.reader import HEAD_BYTES
 
 __all__ = (
@@ -105,10 +106,11 @@ async def archived_lines(conn: Conn, file: ArchivedFile) -> AsyncIterator[asyncp
         yield row
 
 
-# Why a file cannot be rebuilt exactly, as a bounded label: imported before exact lines were kept (a
-# fact of an upgraded archive, not news), or damaged (lines missing or not what was read: an alert).
-BEFORE_EXACT_LINES = "before_exact_lines"
-DAMAGED = "damaged"
+# Why a file cannot be rebuilt exactly, as a bounded label (the drill's metric attribute): imported
+# before exact lines were kept (a fact of an upgraded archive, not news), or damaged (lines missing or
+# not what was read: an alert).
+BEFORE_EXACT_LINES = names.RESTORE_BEFORE_EXACT_LINES
+DAMAGED = names.RESTORE_DAMAGED
 
 
 class Rebuild:
