@@ -32,7 +32,7 @@ class LoopState:
     source_lost_bytes: int = 0
     source_loss_events: int = 0
     retention_days: float | None = None
-    # The restore drill (after each scrub): inexact files by kind; None until this process ran one.
+    # The restore drill (at start, after each scrub): inexact files by kind; None until this process ran one.
     restore_inexact: Mapping[str, int] | None = None
 
     def beat(self) -> None:
