@@ -193,12 +193,12 @@ def _stat(
 
 
 def _restore_stat() -> dict[str, Any]:
-    """Inexact files by kind: damaged is red from one file; files from before exact lines stay blue,
-    since nothing changes them and nobody should be paged by their colour."""
+    """Inexact files by kind, summed over the selected hosts (each host's own files): damaged is red
+    from one file; files from before exact lines stay blue, a known fact that nothing will change."""
     panel = _stat(
         PanelId.RESTORE_INEXACT,
         "Not restorable exactly (last drill)",
-        f"max by ({_RESTORE_KIND}) ({_RESTORE})",
+        f"sum by ({_RESTORE_KIND}) (max by ({HOST}, {_RESTORE_KIND}) ({_RESTORE}))",
         "none",
         [("green", None), ("red", 1)],
     )
