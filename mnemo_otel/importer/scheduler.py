@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -98,7 +99,8 @@ class Importer:
         self._backlog_updated = 0.0
         self._on_loss = on_loss
         self._unmarked: set[str] = set()  # vanished files the database has not been told about yet
-        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
+        on_reread = None if on_loss is None else partial(loss.rereading, on_loss=on_loss)
+        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state, on_reread)
         self._changed = anyio.Event()
 
     # -- passes ---------------------------------------------------------------------------------
@@ -201,6 +203,10 @@ class Importer:
         outcome = BatchOutcome()  # accumulates across attempts: batches committed before a failure count
         async for attempt in retrying:
             with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    # Measured again while the database is down: a file cut short or replaced meanwhile
+                    # is a loss noticed now, and journaled, so a restart before it answers keeps it.
+                    await anyio.to_thread.run_sync(self._measure, [transcript])
                 progress = self._files.setdefault(transcript.path, FileProgress())
                 await self._file_importer.import_file(
                     transcript, progress, outcome, report_tails=report_tails

@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 import asyncpg
 
 from ..store.postgres import Conn
+from ..telemetry import names
 from ..transcripts.reader import HEAD_BYTES
 
 __all__ = (
@@ -135,10 +136,11 @@ async def block_piece(conn: Conn, file: ArchivedFile, start: int, seq: int) -> b
     return piece
 
 
-# Why a file cannot be rebuilt exactly, as a bounded label: imported before exact lines were kept (a
-# fact of an upgraded archive, not news), or damaged (lines missing or not what was read: an alert).
-BEFORE_EXACT_LINES = "before_exact_lines"
-DAMAGED = "damaged"
+# Why a file cannot be rebuilt exactly, as a bounded label (the drill's metric attribute): imported
+# before exact archiving (a fact of an upgraded archive, not news), or damaged (bytes missing or not
+# what was read: an alert).
+BEFORE_EXACT_LINES = names.RESTORE_BEFORE_EXACT_LINES
+DAMAGED = names.RESTORE_DAMAGED
 
 
 class Rebuild:

@@ -104,12 +104,14 @@ class ImportTelemetry:
         self._observe_archive(meter)
 
     def _observe_archive(self, meter: metrics.Meter) -> None:
-        """Zero loss, observed: the scrub's findings, recorded losses and the source's retention."""
+        """Zero loss, observed: the scrub's and the restore drill's findings, recorded losses and the
+        source's retention."""
         for metric, callback in (
             (names.VERIFY_MISSING, self._verify_missing),
             (names.VERIFY_LAST_RUN, self._verify_last_run),
             (names.VERIFY_INTERVAL, self._verify_interval),
             (names.SOURCE_RETENTION, self._retention),
+            (names.RESTORE_INEXACT, self._restore_inexact),
         ):
             meter.create_observable_gauge(metric.name, [callback], metric.unit, metric.description)
         for metric, callback in (
@@ -220,6 +222,12 @@ class ImportTelemetry:
     def _retention(self, options: CallbackOptions) -> Iterable[Observation]:
         if self._state.retention_days is not None:
             yield Observation(self._state.retention_days * 86400)
+
+    def _restore_inexact(self, options: CallbackOptions) -> Iterable[Observation]:
+        inexact = self._state.restore_inexact
+        if inexact is not None:  # every kind, zeros included: "none damaged" is a 0, not an absence
+            for kind in names.RESTORE_KINDS:
+                yield Observation(inexact.get(kind, 0), {names.ATTR_RESTORE_KIND: kind})
 
     def _fs_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
         for volume, path, total, free in self._volume_usage():

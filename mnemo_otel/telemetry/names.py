@@ -17,6 +17,7 @@ __all__ = (
     "ATTR_ERROR_TYPE",
     "ATTR_EVENT_NAME",
     "ATTR_FLEET_HOST",
+    "ATTR_RESTORE_KIND",
     "ATTR_SESSION_ID",
     "ATTR_TRANSCRIPT_PATH",
     "ATTR_VOLUME",
@@ -24,6 +25,9 @@ __all__ = (
     "ENTRY_METRIC_TYPES",
     "EVENT_BATCH",
     "METRICS",
+    "RESTORE_BEFORE_EXACT_LINES",
+    "RESTORE_DAMAGED",
+    "RESTORE_KINDS",
     "SERVICE_NAMESPACE",
     "SERVICE_NAME_DEFAULT",
     "SPAN_IMPORT",
@@ -60,6 +64,14 @@ ATTR_EVENT_NAME: Final = "event.name"
 ATTR_WITNESS_HOST: Final = "mnemo.witness.host"
 WITNESS_UNKNOWN_HOST: Final = "unknown"
 """The member a fleet-membership point is about (``service.instance.id`` is the host reporting it)."""
+ATTR_RESTORE_KIND: Final = "mnemo.restore.kind"
+"""Why files cannot be restored exactly, bounded: :data:`RESTORE_KINDS`."""
+RESTORE_DAMAGED: Final = "damaged"
+"""Lines missing or not what was read at import: the archive lost something (an alert)."""
+RESTORE_BEFORE_EXACT_LINES: Final = "before_exact_lines"
+"""Imported before exact lines were kept (an archive upgraded past migration 0006): a known,
+permanent fact of that archive, not an incident."""
+RESTORE_KINDS: Final = (RESTORE_DAMAGED, RESTORE_BEFORE_EXACT_LINES)
 
 
 class MetricKind(Enum):
@@ -258,6 +270,13 @@ SOURCE_RETENTION: Final = _metric(
     MetricKind.GAUGE,
     "How long Claude Code keeps transcripts before deleting them (its cleanupPeriodDays).",
 )
+RESTORE_INEXACT: Final = _metric(
+    "mnemo.importer.restore.inexact",
+    "{file}",
+    MetricKind.GAUGE,
+    "Files of this host the archive cannot give back exactly, by mnemo.restore.kind, as the last "
+    "restore drill found (absent until the first drill of this process).",
+)
 
 WITNESS_EVENTS: Final = _metric(
     "mnemo.witness.events",
@@ -311,6 +330,7 @@ METRICS: Final[tuple[MetricName, ...]] = (
     VERIFY_INTERVAL,
     SOURCE_LOST,
     SOURCE_RETENTION,
+    RESTORE_INEXACT,
     WITNESS_EVENTS,
     WITNESS_UNARCHIVED,
     WITNESS_LAG,
