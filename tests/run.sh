@@ -39,6 +39,10 @@ if [ -f collector/build.sh ]; then
   bash collector/build.sh
 fi
 
+# The annotation-template expander the notification tests run Grafana's annotations through: Go's
+# text/template with the Prometheus template functions (cached until its sources change).
+bash testkit/annotation_render/build.sh >/dev/null
+
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
