@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, slo
+from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, runbook, slo
 
 __all__ = ("ALERTING_DIR", "GENERATED", "Options", "check", "render_alerting", "render_all")
 
@@ -32,8 +32,8 @@ _HEADER: Final = (
 class Options:
     """Choices made when rendering; the committed files use the defaults."""
 
-    runbook_url: str = alerting.RUNBOOK_URL
-    """Base of every rule's ``runbook_url`` (the anchor is appended)."""
+    runbook_url: str | None = None
+    """Base of every rule's ``runbook_url`` (the anchor is appended); None: the runbook dashboard."""
 
 
 GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
@@ -46,6 +46,7 @@ GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
     "promtool/rules.yaml": lambda _: alerting.prometheus_mirror(),
     "prometheus/recording-rules.yaml": lambda _: slo.recording_rules(),
     "dashboards/mnemo-importer.json": lambda _: dashboards.dashboard(),
+    "dashboards/mnemo-runbook.json": lambda _: runbook.runbook_dashboard(),
 }
 """Relative path under ``grafana/`` -> the function building that document."""
 
