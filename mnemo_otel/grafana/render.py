@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, runbook, slo
+from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, messages, runbook, slo
 
 __all__ = ("ALERTING_DIR", "GENERATED", "Options", "check", "render_alerting", "render_all")
 
@@ -42,7 +42,7 @@ GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
     "provisioning/alerting/rules.yaml": lambda options: alerting.grafana_rules(options.runbook_url),
     "provisioning/alerting/contact-points.yaml": lambda _: contacts.contact_points(),
     "provisioning/alerting/policies.yaml": lambda _: contacts.policies(),
-    "provisioning/alerting/templates.yaml": lambda _: contacts.templates(),
+    "provisioning/alerting/templates.yaml": lambda _: messages.templates(),
     "promtool/rules.yaml": lambda _: alerting.prometheus_mirror(),
     "prometheus/recording-rules.yaml": lambda _: slo.recording_rules(),
     "dashboards/mnemo-importer.json": lambda _: dashboards.dashboard(),
