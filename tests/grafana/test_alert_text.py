@@ -163,3 +163,10 @@ def test_mutation__the_title_from_alertname_alone_is_caught(
     expansions = expanded[case.id]
     text = _render(case, {name: e.text for name, e in expansions.items()}, templates)
     assert _problems(case, expansions, text) == ["the rule's name and severity are not both shown"]
+
+
+def test_runbook_link__an_absolute_one_is_given_as_it_is(expanded: dict[str, dict[str, Expansion]]) -> None:
+    case = _case("MnemoSourceLost", "firing")
+    published = "https://forge.example/mnemo-otel/blob/main/docs/runbook.md#mnemosourcelost"
+    annotations = {**{name: e.text for name, e in expanded[case.id].items()}, "runbook_url": published}
+    assert f"Runbook page: {published}\n" in _render(case, annotations, _templates())
