@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from mnemo_otel.grafana.spec import PER_HOST, AlertSpec, PanelId, Severity
+from mnemo_otel.grafana.spec import PER_HOST, UNKNOWN, AlertSpec, PanelId, Severity, measured
 from mnemo_otel.retention import SHORT_RETENTION_DAYS
 from mnemo_otel.telemetry import names
 
@@ -44,9 +44,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.ARCHIVE_MISSING,
-        summary=(
-            f'The last scrub{_ON_HOST} found {{{{ printf "%.0f" $values.A.Value }}}} transcript '
-            "line(s) on disk missing from the archive."
+        summary=measured(
+            f'The last scrub{_ON_HOST} found {{{{ printf "%.0f" .Value }}}} transcript '
+            "line(s) on disk missing from the archive.",
+            f"What the last scrub{_ON_HOST} found {UNKNOWN}",
         ),
         description=(
             "The daemon's scrub re-reads what each checkpoint says was imported and checks every line "
@@ -71,9 +72,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.SCRUB_AGE,
-        summary=(
+        summary=measured(
             f"No scrub of the archive has completed{_ON_HOST} for "
-            '{{ printf "%.1f" $values.A.Value }} scrub intervals.'
+            '{{ printf "%.1f" .Value }} scrub intervals.',
+            f"When a scrub of the archive last completed{_ON_HOST} {UNKNOWN}",
         ),
         description=(
             "Scrubs run every MNEMO_VERIFY__INTERVAL_SECONDS (one day by default) and the time of the "
@@ -99,9 +101,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.SOURCE_LOST,
-        summary=(
-            f"{{{{ humanize1024 $values.A.Value }}}}B of transcript lines{_ON_HOST} vanished from disk "
-            f"before they were imported (last {SOURCE_LOST_WINDOW})."
+        summary=measured(
+            f"{{{{ humanize1024 .Value }}}}B of transcript lines{_ON_HOST} vanished from disk "
+            f"before they were imported (last {SOURCE_LOST_WINDOW}).",
+            f"Whether transcript lines{_ON_HOST} vanished before their import {UNKNOWN}",
         ),
         description=(
             "A transcript was deleted, cut short or replaced while complete lines in it were not yet "
