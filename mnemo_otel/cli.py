@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 unexpected error, 2 bad usage or configuration, 3 database unavailable,
 4 unreadable transcript path (``import``: after importing every file it could read), 5 ``verify``
-found lines missing from the archive. Telemetry never changes them: its last exports get a short
+found lines missing from the archive (``restore``: a file that cannot be given back exactly), 6
+``restore`` found a different file in the way (never overwritten). Telemetry never changes them: its last exports get a short
 grace at exit, delivered or not.
 """
 
@@ -29,6 +30,7 @@ __all__ = ("main",)
 logger = logging.getLogger("mnemo_otel")
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_DB, EXIT_SOURCE, EXIT_MISSING = 0, 1, 2, 3, 4, 5
+EXIT_IN_THE_WAY = 6  # restore: a different file (or a symlink) is where a file would go
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     one_shot.set_defaults(handler=_import)
 
     _add_verify(commands)
+    _add_restore(commands)
 
     health = commands.add_parser("health", help="ask the running importer; exit 0 if healthy or degraded")
     health.add_argument(
@@ -170,6 +173,45 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verify.set_defaults(handler=_verify)
 
 
+def _add_restore(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    restore = commands.add_parser(
+        "restore",
+        help="write archived transcripts back byte for byte (SESSION_IDs, PATHs or --all); --check: the drill",
+    )
+    restore.add_argument("selectors", nargs="*", metavar="SESSION_ID|PATH")
+    restore.add_argument("--all", action="store_true", help="every file of the host")
+    restore.add_argument(
+        "--to", type=Path, default=None, help="write under DIR + each original absolute path"
+    )
+    restore.add_argument("--host", default=None, help="whose files (default: this host, MNEMO_HOST_ID)")
+    restore.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    restore.add_argument(
+        "--check", action="store_true", help="prove every file can be rebuilt exactly, from the archive alone"
+    )
+    restore.set_defaults(handler=_restore)
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    from .restore.command import check_command, restore_command
+
+    if args.check:
+        if args.selectors or args.all or args.to:
+            return _fail(ConfigError("restore --check takes no SESSION_ID, PATH, --all or --to"), EXIT_CONFIG)
+        checked = anyio.run(partial(check_command, settings, host=args.host))
+        sys.stdout.write((json.dumps(checked.as_dict()) if args.json else checked.summary()) + "\n")
+        return EXIT_MISSING if checked.inexact else EXIT_OK
+    if bool(args.selectors) == bool(args.all):
+        return _fail(ConfigError("restore needs SESSION_IDs or PATHs, or --all (not both)"), EXIT_CONFIG)
+    if args.to is not None and not args.to.is_dir():
+        return _fail(ConfigError(f"--to {args.to}: not a folder"), EXIT_CONFIG)
+    selectors = None if args.all else args.selectors
+    report = anyio.run(partial(restore_command, settings, selectors, host=args.host, to=args.to))
+    sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
+    if report.inexact:
+        return EXIT_MISSING
+    return EXIT_IN_THE_WAY if report.refused else EXIT_OK
+
+
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
     from .telemetry.setup import configure_telemetry
     from .verify.command import verify_command
@@ -189,7 +231,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
     if report.unreadable:
         return EXIT_SOURCE
-    return EXIT_MISSING if report.missing else EXIT_OK
+    return EXIT_MISSING if report.missing or report.diverged else EXIT_OK
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,7 +18,6 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .embedded import start_embedded_postgres
 from .errors import ConfigError, StoreError
 from .health import HealthServer
 from .importer import Importer, ImportSummary
@@ -26,6 +25,7 @@ from .importer._concurrency import run_all
 from .settings import Settings
 from .state import LoopState
 from .store import fleet
+from .store.open import open_sink
 from .store.postgres import PostgresSink, translate_errors
 from .telemetry.instruments import ImportTelemetry
 from .verify.loss_journal import LossJournal, journal_path
@@ -40,26 +40,6 @@ logger = logging.getLogger(__name__)
 ONE_SHOT_RETRY_SECONDS = 60.0
 FLEET_REFRESH_SECONDS = 60.0
 """How often the daemon marks its host alive in ``mnemo.hosts`` and re-reads the fleet's members."""
-
-
-async def open_sink(
-    settings: Settings, *, migrate: bool = True, enroll: bool = True, pool_size: int | None = None
-) -> PostgresSink:
-    password = settings.database_password
-    if settings.database_url is not None:
-        dsn = settings.database_url.get_secret_value()
-    elif password is not None:
-        raise ConfigError("MNEMO_DATABASE_PASSWORD is set but MNEMO_DATABASE_URL is not")
-    else:
-        dsn = await anyio.to_thread.run_sync(start_embedded_postgres, settings.data_dir)
-    return await PostgresSink.open(
-        dsn,
-        password=None if password is None else password.get_secret_value(),
-        host_id=settings.host_id,
-        migrate=migrate,
-        enroll=enroll,
-        pool_size=pool_size or settings.imports.concurrent_files,
-    )
 
 
 async def migrate_only(settings: Settings) -> int:

@@ -20,8 +20,9 @@ from typing import Literal
 from .retention import SHORT_RETENTION_DAYS
 from .settings import HealthSettings
 from .state import LoopState
+from .telemetry import names
 
-__all__ = ("HealthReport", "HealthServer", "archive_warnings", "evaluate", "probe")
+__all__ = ("HealthReport", "HealthServer", "archive_notes", "archive_warnings", "evaluate", "probe")
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class HealthReport:
     source_lost_bytes: int = 0
     verify_missing: int | None = None
     retention_days: float | None = None
+    restore_inexact: dict[str, int] | None = None  # by kind, at the last restore drill
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a reason to be degraded
 
     @property
     def http_status(self) -> int:
@@ -79,11 +82,14 @@ def evaluate(
         state.source_lost_bytes,
         state.verify_missing,
         state.retention_days,
+        dict(state.restore_inexact) if state.restore_inexact is not None else None,
+        archive_notes(state),
     )
 
 
 def archive_warnings(state: LoopState) -> list[str]:
-    """Zero loss, observed: recorded losses, a mismatch at the last scrub, a short source retention."""
+    """Zero loss, observed: recorded losses, a mismatch at the last scrub, damage found by the restore
+    drill, a short source retention."""
     warnings = []
     if state.source_lost_bytes > 0:
         warnings.append(
@@ -92,12 +98,30 @@ def archive_warnings(state: LoopState) -> list[str]:
         )
     if state.verify_missing:
         warnings.append(f"the last scrub found {state.verify_missing} line(s) missing from the archive")
+    damaged = (state.restore_inexact or {}).get(names.RESTORE_DAMAGED, 0)
+    if damaged:
+        warnings.append(
+            f"the last restore drill found {damaged} file(s) the archive can no longer give back "
+            "exactly (mnemo-otel restore --check names them)"
+        )
     if state.retention_days is not None and state.retention_days < SHORT_RETENTION_DAYS:
         warnings.append(
             f"Claude Code deletes transcripts after {state.retention_days:g} day(s) (cleanupPeriodDays): "
             "an importer outage longer than that loses history"
         )
     return warnings
+
+
+def archive_notes(state: LoopState) -> list[str]:
+    """Known, permanent facts of the archive: shown, never degrading, since no alarm can change them."""
+    before = (state.restore_inexact or {}).get(names.RESTORE_BEFORE_EXACT_LINES, 0)
+    if not before:
+        return []
+    note = (
+        f"{before} file(s) were imported before exact lines were kept: their lines from then are "
+        "archived, not their exact bytes (restore --check lists them)"
+    )
+    return [note]
 
 
 class HealthServer:

@@ -145,6 +145,8 @@ class FileRead:
     identity: FileIdentity
     exhausted: bool
     pending: int
+    blanks: list[tuple[int, bytes]] = field(default_factory=list)
+    """Blank lines (offset, bytes without the ``\\n``): not entries, but part of the file as written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,7 @@ class Batch:
     entries: list[Entry]
     bad_lines: list[BadLine]
     trace_id: str | None = None
+    blanks: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -190,12 +193,15 @@ class BatchOutcome:
     duplicates: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     exchanges_created: int = 0
+    key_conflicts: int = 0
+    """Lines whose key was stored before with other bytes (kept as lines all the same)."""
 
     def add(self, other: BatchOutcome) -> None:
         self.stored.update(other.stored)
         self.duplicates += other.duplicates
         self.quarantined.update(other.quarantined)
         self.exchanges_created += other.exchanges_created
+        self.key_conflicts += other.key_conflicts
 
 
 @runtime_checkable
@@ -225,6 +231,15 @@ class Sink(Protocol):
 
     async def mark_missing(self, paths: list[str]) -> None:
         """Note files that vanished (their data stays: the database is the archive)."""
+        ...
+
+
+@runtime_checkable
+class DocumentSink(Protocol):
+    """A sink that also keeps the small side documents beside transcripts (optional for a sink)."""
+
+    async def store_documents(self, documents: list[tuple[str, bytes, bytes]]) -> None:
+        """Keep each ``(path, sha256 digest, bytes)`` version exactly, once."""
         ...
 
 

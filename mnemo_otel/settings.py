@@ -81,7 +81,10 @@ class TelemetrySettings(BaseModel):
 
 class VerifySettings(BaseModel):
     interval_seconds: float = Field(
-        86400.0, ge=0, description="Period of the daemon's scrub of the archive against the files; 0 = off."
+        86400.0,
+        ge=0,
+        description="Period of the daemon's scrub of the archive against the files, each followed by the "
+        "restore drill; 0 = both off.",
     )
     niceness: int = Field(10, ge=0, le=19, description="Scheduling priority of the scrub's keying process.")
 

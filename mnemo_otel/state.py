@@ -7,6 +7,7 @@ which is exactly what the heartbeat alert and the watchdog look for.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = ("LoopState",)
@@ -31,6 +32,8 @@ class LoopState:
     source_lost_bytes: int = 0
     source_loss_events: int = 0
     retention_days: float | None = None
+    # The restore drill (at start, after each scrub): inexact files by kind; None until this process ran one.
+    restore_inexact: Mapping[str, int] | None = None
 
     def beat(self) -> None:
         """Called by the work loop itself, never by a timer: a stuck loop stops beating."""
@@ -55,6 +58,9 @@ class LoopState:
         self.verify_last_run = at
         self.verify_missing = missing
         self.verify_repaired += repaired
+
+    def drilled(self, inexact: Mapping[str, int]) -> None:
+        self.restore_inexact = dict(inexact)
 
     def source_lost(self, lost_bytes: int, events: int = 1) -> None:
         self.source_lost_bytes += lost_bytes

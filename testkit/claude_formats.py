@@ -28,7 +28,7 @@ _TABLE_HEADER = "| line type | lines | with `uuid` | stored as | metric `entry_t
 
 
 def run_everyday_scenarios(api: FakeMessagesApi, home: ClaudeHome) -> dict[str, list[str]]:
-    """Drive the client through the everyday scenarios; returns each session's typed prompts."""
+    """Drive the client through the everyday scenarios; returns the prompts each session holds."""
     api.push(Text("Hello."))
     main = home.run("-p", "say hello").session_id
     api.push(BashCall("echo formats"), Text("It printed formats."))
@@ -46,10 +46,8 @@ def run_everyday_scenarios(api: FakeMessagesApi, home: ClaudeHome) -> dict[str, 
     api.push(ApiError(400, "refused on purpose", times=50))
     home.finish(home.start("-p", "--resume", main, "a refused question"))
     api.clear()
-    return {
-        main: ["say hello", "run a command", "delegate a look", "a refused question"],
-        fork: ["branch off"],
-    }
+    before_the_fork = ["say hello", "run a command", "delegate a look"]  # the fork holds them too
+    return {main: [*before_the_fork, "a refused question"], fork: [*before_the_fork, "branch off"]}
 
 
 def format_label(line: DiskLine) -> str:

@@ -37,6 +37,22 @@ class TestEvaluate:
         report = evaluate(state, SETTINGS, ready=True)
         assert report.status == "degraded" and report.http_status == 200
 
+    def test_evaluate__damage_found_by_the_restore_drill_is_degraded_with_a_reason(self) -> None:
+        state = LoopState(db_up=True)
+        state.drilled({"damaged": 2, "before_exact_lines": 0})
+        report = evaluate(state, SETTINGS, ready=True)
+        assert report.status == "degraded" and report.http_status == 200
+        assert report.restore_inexact == {"damaged": 2, "before_exact_lines": 0}
+        assert any("restore drill found 2 file(s)" in reason for reason in report.reasons)
+
+    def test_evaluate__files_from_before_exact_lines_are_a_note_not_a_degradation(self) -> None:
+        state = LoopState(db_up=True)
+        assert evaluate(state, SETTINGS, ready=True).restore_inexact is None  # no drill yet
+        state.drilled({"damaged": 0, "before_exact_lines": 7})
+        report = evaluate(state, SETTINGS, ready=True)
+        assert (report.status, report.reasons) == ("healthy", [])
+        assert len(report.notes) == 1 and report.notes[0].startswith("7 file(s) were imported before")
+
 
 class TestHealthServer:
     def test_health_server__answers_json_on_a_real_socket_and_the_probe_agrees(self) -> None:

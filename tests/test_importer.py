@@ -151,8 +151,10 @@ async def test_import__key_repeated_inside_one_batch_first_copy_is_stored_and_co
     # The counts describe the stored copy, not the one skipped.
     assert summary.as_dict()["entries_by_type"] == {"assistant": 1, "user": 1}
     assert summary.outcome.duplicates == 1
+    # The later copy has other bytes and another session: a key conflict, kept as s2's own line.
+    assert summary.outcome.key_conflicts == 1
     sessions = {r["session_id"]: r["entry_count"] for r in await db.fetch("SELECT * FROM mnemo.sessions")}
-    assert sessions == {"s1": 2}
+    assert sessions == {"s1": 2, "s2": 1}
     exchanges = [
         tuple(r) for r in await db.fetch("SELECT session_id, prompt_uuid, entry_count FROM mnemo.exchanges")
     ]

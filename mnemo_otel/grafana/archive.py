@@ -1,20 +1,21 @@
 """The archive's own alerts and dashboard row: zero loss, observed.
 
-Three rules, one spec: an archive mismatch (the last scrub found lines on disk missing from the
-archive), a scrub that is overdue (none completed for two of its intervals), and source lines lost
-(complete lines gone from disk before they were committed). The row shows the same figures, and the
-retention guard: Claude Code's ``cleanupPeriodDays``, red under a week.
+Four rules, one spec: an archive mismatch (the last scrub found lines on disk missing from the
+archive), a scrub that is overdue (none completed for two of its intervals), source lines lost
+(complete lines gone from disk before they were committed), and files the restore drill found the
+archive can no longer give back exactly. The row shows the same figures, and the retention guard:
+Claude Code's ``cleanupPeriodDays``, red under a week.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from mnemo_otel.grafana.spec import PER_HOST, UNKNOWN, AlertSpec, PanelId, Severity, measured
+from mnemo_otel.grafana.spec import PER_HOST, UNKNOWN, AlertSpec, PanelId, Severity, current_or_last, measured
 from mnemo_otel.retention import SHORT_RETENTION_DAYS
 from mnemo_otel.telemetry import names
 
-__all__ = ("RULES", "SCRUB_OVERDUE_INTERVALS", "archive_row")
+__all__ = ("RESTORE_INEXACT_PENDING", "RULES", "SCRUB_OVERDUE_INTERVALS", "archive_row")
 
 HOST: Final = PER_HOST
 SCRUB_OVERDUE_INTERVALS: Final = 2
@@ -30,6 +31,16 @@ _SCRUB_AGE_IN_INTERVALS = (
     f" / max by ({HOST}) ({names.VERIFY_INTERVAL.prometheus})"
 )
 _LOST = f"sum by ({HOST}) (increase({names.SOURCE_LOST.prometheus}[{SOURCE_LOST_WINDOW}]))"
+
+_RESTORE_KIND = names.ATTR_RESTORE_KIND.replace(".", "_")
+_RESTORE = names.RESTORE_INEXACT.prometheus
+# Damaged files per host; through a restart (the gauge is absent until the new process has drilled)
+# the last value of the hour stands, so the alert neither resolves nor pages again for a restart.
+_DAMAGED = current_or_last("max", f'{_RESTORE}{{{_RESTORE_KIND}="{names.RESTORE_DAMAGED}"}}', "1h")
+RESTORE_INEXACT_PENDING: Final = "5m"
+"""The gauge moves only when a drill completes (at start and after each scrub, daily by default), so
+damage it found stays until repaired and five minutes cost nothing against a day between drills;
+they keep one stray sample (a scrape racing a restart) from paging anyone for a critical alert."""
 
 RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
@@ -116,6 +127,36 @@ RULES: Final[tuple[AlertSpec, ...]] = (
             "behind (database down, importer stopped) and raise cleanupPeriodDays."
         ),
     ),
+    AlertSpec(
+        name="MnemoRestoreInexact",
+        uid="mnemo-restore-inexact",
+        query=_DAMAGED,
+        op="gt",
+        threshold=0,
+        pending=RESTORE_INEXACT_PENDING,
+        keep_firing_for="0s",
+        no_data="OK",
+        exec_err="Error",
+        severity=Severity.CRITICAL,
+        panel=PanelId.RESTORE_INEXACT,
+        summary=measured(
+            f'{{{{ printf "%.0f" .Value }}}} transcript file(s){_ON_HOST} can no longer be '
+            "restored exactly from the archive.",
+            f"How many files{_ON_HOST} the archive can restore exactly {UNKNOWN}",
+        ),
+        description=(
+            "The restore drill (restore --check, run by the daemon at start and after each scrub) "
+            "rebuilds every file of the host from mnemo.blocks and checks it against the digests taken "
+            "from the source at import. These files are damaged: bytes missing, or not the bytes that "
+            "were read (rows deleted or edited behind the importer's back, a partial restore of the "
+            "database). Once Claude Code deletes the source they come back wrong or not at all. Files "
+            "imported before exact lines were kept are counted apart and never fire this."
+        ),
+        runbook=(
+            "`mnemo-otel restore --check` on the host names the files; back up the database; while a "
+            "file's source exists, reset its checkpoint so the importer reads it again (runbook)."
+        ),
+    ),
 )
 
 
@@ -155,8 +196,27 @@ def _stat(
     }
 
 
+def _restore_stat() -> dict[str, Any]:
+    """Inexact files by kind, summed over the selected hosts (each host's own files): damaged is red
+    from one file; files from before exact lines stay blue, a known fact that nothing will change."""
+    panel = _stat(
+        PanelId.RESTORE_INEXACT,
+        "Not restorable exactly (last drill)",
+        f"sum by ({_RESTORE_KIND}) (max by ({HOST}, {_RESTORE_KIND}) ({_RESTORE}))",
+        "none",
+        [("green", None), ("red", 1)],
+    )
+    panel["targets"][0]["legendFormat"] = f"{{{{{_RESTORE_KIND}}}}}"
+    before = {"id": "byName", "options": names.RESTORE_BEFORE_EXACT_LINES}
+    fixed_blue = {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}
+    panel["fieldConfig"]["overrides"] = [{"matcher": before, "properties": [fixed_blue]}]
+    panel["gridPos"].update(w=12)
+    return panel
+
+
 def archive_row(y: int) -> list[dict[str, Any]]:
-    """Missing at the last scrub, time since it, lost bytes, and the source's retention, at row ``y``."""
+    """Missing at the last scrub, time since it, lost bytes, and the source's retention, at row ``y``;
+    below them the restore drill's inexact files by kind."""
     ok, warn, bad = "green", "orange", "red"
     stats = [
         _stat(
@@ -190,4 +250,6 @@ def archive_row(y: int) -> list[dict[str, Any]]:
     ]
     for index, panel in enumerate(stats):
         panel["gridPos"].update(x=6 * index, y=y)
-    return stats
+    restore = _restore_stat()
+    restore["gridPos"].update(y=y + 4)
+    return [*stats, restore]

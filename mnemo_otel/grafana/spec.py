@@ -47,6 +47,7 @@ __all__ = (
     "CollectorMetrics",
     "PanelId",
     "Severity",
+    "current_or_last",
     "measured",
     "number",
 )
@@ -129,6 +130,7 @@ class PanelId(IntEnum):
     SCRUB_AGE = 61
     SOURCE_LOST = 62
     RETENTION = 63
+    RESTORE_INEXACT = 64
 
 
 NoDataState = Literal["Alerting", "NoData", "OK", "KeepLast"]
@@ -178,7 +180,7 @@ def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _current_or_last(aggregate: str, metric: str, window: str) -> str:
+def current_or_last(aggregate: str, metric: str, window: str) -> str:
     """Per host: the current value, else the last one seen within ``window`` (the alert holds while
     that host's data vanishes)."""
     by = f"{aggregate} by ({PER_HOST})"
@@ -210,7 +212,7 @@ def _heartbeat_age() -> str:
 _HB = names.HEARTBEAT.prometheus
 _AGE = names.BACKLOG_OLDEST_AGE.prometheus
 _MEM = names.PROCESS_MEMORY.prometheus
-_GAP_QUERY = _current_or_last("max", _AGE, "1h")
+_GAP_QUERY = current_or_last("max", _AGE, "1h")
 
 RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
@@ -350,7 +352,7 @@ RULES: Final[tuple[AlertSpec, ...]] = (
     AlertSpec(
         name="MnemoDatabaseDown",
         uid="mnemo-database-down",
-        query=_current_or_last("min", names.DB_UP.prometheus, "1h"),
+        query=current_or_last("min", names.DB_UP.prometheus, "1h"),
         op="lt",
         threshold=1,
         pending="2m",

@@ -15,6 +15,7 @@ from ..transcripts.parse import parse_line
 from ..transcripts.reader import (
     HEAD_BYTES,
     OVERSIZE_SAMPLE_BYTES,
+    RawLine,
     ReadResult,
     open_regular,
     range_digest,
@@ -28,6 +29,7 @@ def read_batch(path: Path, start: int, limits: ImportSettings) -> FileRead:
     result = ReadResult(end=start)
     entries: list[Entry] = []
     bad_lines: list[BadLine] = []
+    blanks: list[tuple[int, bytes]] = []
     end, size, exhausted = start, 0, True
     for raw in read_lines(path, start, max_line_bytes=limits.max_line_bytes, result=result):
         parsed = parse_line(raw)
@@ -35,6 +37,8 @@ def read_batch(path: Path, start: int, limits: ImportSettings) -> FileRead:
             entries.append(parsed)
         elif parsed is not None:
             bad_lines.append(parsed)
+        elif isinstance(raw, RawLine):
+            blanks.append((raw.offset, raw.data))
         end = raw.end
         size += raw.end - raw.offset
         if len(entries) + len(bad_lines) >= limits.batch_max_lines or size >= limits.batch_max_bytes:
@@ -49,7 +53,8 @@ def read_batch(path: Path, start: int, limits: ImportSettings) -> FileRead:
         head_length,
         range_digest(path, max(0, end - HEAD_BYTES), end),
     )
-    return FileRead(start, end, entries, bad_lines, identity, exhausted, result.pending if exhausted else 0)
+    pending = result.pending if exhausted else 0
+    return FileRead(start, end, entries, bad_lines, identity, exhausted, pending, blanks)
 
 
 def changed_under_checkpoint(

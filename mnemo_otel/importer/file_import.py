@@ -39,7 +39,14 @@ from ..transcripts.reader import NotRegularFile, file_kind
 from ._concurrency import run_all
 from .batches import changed_under_checkpoint, read_batch, read_tail
 
-__all__ = ("COMMIT_GRACE_SECONDS", "FileImporter", "FileProgress", "rejected_line", "source_error")
+__all__ = (
+    "COMMIT_GRACE_SECONDS",
+    "FileImporter",
+    "FileProgress",
+    "OnReread",
+    "rejected_line",
+    "source_error",
+)
 
 logger = logging.getLogger("mnemo_otel.importer")
 
@@ -65,6 +72,7 @@ class FileProgress:
     # when the file vanishes are a loss (``loss.py``).
     seen_inode: int | None = None
     seen_end: int = 0
+    seen_mark: str | None = None  # a digest of the bytes just before seen_end
 
     @property
     def backlog(self) -> int:
@@ -86,16 +94,26 @@ class _Delta:
         return self.transcript.path
 
 
+OnReread = Callable[[Path, FileProgress, int], None]
+"""Called (in a worker thread) with the old checkpoint when a changed file is about to be read from 0."""
+
+
 class FileImporter:
     """Imports the new complete lines of one file at a time into ``sink``."""
 
     def __init__(
-        self, sink: Sink, settings: ImportSettings, observer: ImportObserver, state: LoopState
+        self,
+        sink: Sink,
+        settings: ImportSettings,
+        observer: ImportObserver,
+        state: LoopState,
+        on_reread: OnReread | None = None,
     ) -> None:
         self.sink = sink
         self.settings = settings
         self.observer = observer
         self.state = state
+        self.on_reread = on_reread
 
     async def import_file(
         self, transcript: TranscriptFile, progress: FileProgress, outcome: BatchOutcome, *, report_tails: bool
@@ -199,6 +217,8 @@ class FileImporter:
         logger.warning(
             "transcript %s; re-reading from byte 0", reason, extra={"mnemo.offset": checkpoint.offset}
         )
+        if self.on_reread is not None:
+            await anyio.to_thread.run_sync(self.on_reread, transcript.path, delta.progress, checkpoint.offset)
         await self.sink.reset(str(transcript.path), str(transcript.root), expected_offset=checkpoint.offset)
         return 0
 
@@ -213,6 +233,7 @@ class FileImporter:
             entries=read.entries,
             bad_lines=read.bad_lines,
             trace_id=delta.span.trace_id,
+            blanks=read.blanks,
         )
         started = time.perf_counter()
         # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
@@ -300,12 +321,14 @@ def _split(batch: Batch) -> tuple[Batch, Batch]:
         end=middle,
         entries=[e for e in batch.entries if e.offset < middle],
         bad_lines=[b for b in batch.bad_lines if b.offset < middle],
+        blanks=[b for b in batch.blanks if b[0] < middle],
     )
     second = replace(
         batch,
         start=middle,
         entries=[e for e in batch.entries if e.offset >= middle],
         bad_lines=[b for b in batch.bad_lines if b.offset >= middle],
+        blanks=[b for b in batch.blanks if b[0] >= middle],
     )
     return first, second
 

@@ -6,11 +6,13 @@ The checkpoint in the database is the only position: the scheduler keeps a cache
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -21,10 +23,11 @@ from tenacity.wait import wait_random_exponential
 from watchfiles import Change, awatch
 
 from ..errors import MnemoError, NotRegularSource, SourceError, StoreError
-from ..model import BatchOutcome, ImportObserver, NullObserver, Sink, TranscriptFile
+from ..model import BatchOutcome, DocumentSink, ImportObserver, NullObserver, Sink, TranscriptFile
 from ..settings import ImportSettings, RetrySettings
 from ..state import LoopState
-from ..transcripts.discovery import discover
+from ..transcripts.discovery import SIDE_DOCUMENT_MAX_BYTES, discover, side_documents
+from ..transcripts.reader import open_regular
 from . import loss
 from ._concurrency import run_all
 from .file_import import FileImporter, FileProgress
@@ -53,6 +56,7 @@ class ImportSummary:
             "entries_stored": sum(self.outcome.stored.values()),
             "entries_by_type": dict(sorted(self.outcome.stored.items())),
             "duplicates": self.outcome.duplicates,
+            "key_conflicts": self.outcome.key_conflicts,
             "quarantined": sum(self.outcome.quarantined.values()),
             "quarantined_by_kind": dict(sorted(self.outcome.quarantined.items())),
             "exchanges_created": self.outcome.exchanges_created,
@@ -90,11 +94,13 @@ class Importer:
         self._files: dict[Path, FileProgress] = {}
         # What was last reported, so each problem is logged and counted once per state, not per pass.
         self._not_regular: dict[Path, str] = {}
+        self._documents: dict[str, bytes] = {}  # side document -> digest of the version last stored
         self._unreadable: dict[Path, tuple[str, tuple[int, ...] | None]] = {}
         self._backlog_updated = 0.0
         self._on_loss = on_loss
         self._unmarked: set[str] = set()  # vanished files the database has not been told about yet
-        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state)
+        on_reread = None if on_loss is None else partial(loss.rereading, on_loss=on_loss)
+        self._file_importer = FileImporter(sink, self.settings, self.observer, self.state, on_reread)
         self._changed = anyio.Event()
 
     # -- passes ---------------------------------------------------------------------------------
@@ -142,6 +148,7 @@ class Importer:
 
         # Directories are independent: while PostgreSQL stores one file, Python parses another.
         await run_all(*[worker] * self.settings.concurrent_files)
+        await self._archive_documents(files)
         summary.pending_bytes = sum(p.pending for p in self._files.values())
         self._update_backlog()
         if summary.unreadable and not tolerate_source_errors:
@@ -196,6 +203,10 @@ class Importer:
         outcome = BatchOutcome()  # accumulates across attempts: batches committed before a failure count
         async for attempt in retrying:
             with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    # Measured again while the database is down: a file cut short or replaced meanwhile
+                    # is a loss noticed now, and journaled, so a restart before it answers keeps it.
+                    await anyio.to_thread.run_sync(self._measure, [transcript])
                 progress = self._files.setdefault(transcript.path, FileProgress())
                 await self._file_importer.import_file(
                     transcript, progress, outcome, report_tails=report_tails
@@ -225,6 +236,36 @@ class Importer:
         self._not_regular = odd
         summary.not_regular = len(odd)
         return found
+
+    async def _archive_documents(self, files: list[TranscriptFile]) -> None:
+        """Keep the side documents beside subagent transcripts (each version once). A failure is
+        logged and tried again next pass: the documents are small, and the transcripts come first."""
+        if not isinstance(self.sink, DocumentSink):
+            return
+        changed = await anyio.to_thread.run_sync(self._changed_documents, files)
+        if not changed:
+            return
+        try:
+            await self.sink.store_documents(changed)
+        except StoreError as exc:
+            logger.warning("side documents not archived yet (%s); trying again next pass", exc)
+            return
+        self._documents.update((path, digest) for path, digest, _ in changed)
+
+    def _changed_documents(self, files: list[TranscriptFile]) -> list[tuple[str, bytes, bytes]]:
+        changed = []
+        for path in side_documents(files):
+            try:
+                with open_regular(path) as f:
+                    body = f.read(SIDE_DOCUMENT_MAX_BYTES + 1)
+            except OSError:
+                continue  # gone meanwhile, or unreadable: a description, not a transcript
+            if len(body) > SIDE_DOCUMENT_MAX_BYTES:
+                continue
+            digest = hashlib.sha256(body).digest()
+            if self._documents.get(str(path)) != digest:
+                changed.append((str(path), digest, body))
+        return changed
 
     async def _report_unreadable(self, path: Path, exc: SourceError) -> None:
         """Warn and count once per (error, file state): a rescan of the same unreadable file is quiet."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 # The batch travels as ONE JSON array of rows, one per distinct key, already in key order:
-# ``[key, type, uuid, parentUuid, sessionId, timestamp, offset, raw, line]``, the timestamp in whole
+# ``[key, type, uuid, parentUuid, sessionId, timestamp, offset, sha256 hex, raw, line]``, the timestamp in whole
 # microseconds since the epoch (far cheaper to format than ISO text; added back as whole seconds and
 # microseconds, both exact in the float arithmetic of interval multiplication, for any year). The client parsed every
 # line, so it sends the envelope as scalars beside the line instead of making the server copy each
@@ -21,13 +21,13 @@ from typing import Final
 # parameter of every statement that has one.
 INSERT_ENTRIES: Final = """
 INSERT INTO mnemo.entries AS e
-    (key, entry_type, uuid, parent_uuid, session_id, ts, source_offset, raw, data, source_path, import_trace_id,
-     source_host)
+    (key, entry_type, uuid, parent_uuid, session_id, ts, source_offset, line_sha256, raw, data, source_path,
+     import_trace_id, source_host)
 SELECT r.row->>0, r.row->>1, r.row->>2, r.row->>3, r.row->>4,
        'epoch'::timestamptz + ((r.row->>5)::bigint / 1000000) * interval '1 second'
            + ((r.row->>5)::bigint % 1000000) * interval '1 microsecond',
-       (r.row->>6)::bigint,
-       r.row->>7, r.row->8, $2, $3, $4
+       (r.row->>6)::bigint, decode(r.row->>7, 'hex'),
+       r.row->>8, r.row->9, $2, $3, $4
 FROM jsonb_array_elements(convert_from($1::bytea, 'UTF8')::jsonb) WITH ORDINALITY AS r(row, ord)
 ORDER BY r.ord
 ON CONFLICT (key) DO NOTHING
@@ -44,7 +44,31 @@ FROM mnemo.files WHERE path = $1 AND host = $2
 LOCK_FILE: Final = """
 INSERT INTO mnemo.files AS f (path, root, host) VALUES ($1, $2, $3)
 ON CONFLICT (host, path) DO UPDATE SET root = f.root
-RETURNING committed_offset, open_session_id, open_prompt_uuid
+RETURNING committed_offset, open_session_id, open_prompt_uuid, file_id, generation
+"""
+# The exact bytes of the range the batch covers, in the file's current generation (usually one block;
+# a line over the size cap gets its own, filled in pieces). No ON CONFLICT: under the checkpoint's
+# row lock nothing can be there yet, and a block already there would be a bug to hear about.
+INSERT_BLOCKS: Final = """
+INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body)
+SELECT $1, $2, b.start_offset, b.end_offset, b.sha256, b.body
+FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[]) AS b(start_offset, end_offset, sha256, body)
+"""
+# Of the lines not newly stored as entries, those whose key was first stored with other bytes (a
+# forked session's copies name another sessionId) are kept as copies, each distinct copy once.
+# Returned: the new ones, and whether their session differs from the first copy's (a fork's history,
+# folded into the fork's exchanges). Entries from before exact archiving have no digest: nothing is
+# taken for a conflict with them.
+INSERT_LINE_COPIES: Final = """
+INSERT INTO mnemo.line_copies
+    (file_id, generation, line_offset, entry_key, sha256, session_id, first_session_id, body)
+SELECT $1, $2, d.line_offset, d.key, d.sha256, d.session_id, e.session_id, d.body
+FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+     AS d(line_offset, key, session_id, body, sha256)
+JOIN mnemo.entries e ON e.key = d.key
+WHERE e.line_sha256 IS NOT NULL AND e.line_sha256 <> d.sha256
+ON CONFLICT DO NOTHING
+RETURNING line_offset, session_id IS DISTINCT FROM first_session_id AS other_session
 """
 # Also forgets tail reports the batch has now imported (a completed line is no longer quarantined).
 ADVANCE_CHECKPOINT: Final = """
@@ -59,7 +83,8 @@ WHERE path = $1 AND host = $10
 """
 RESET_FILE: Final = """
 UPDATE mnemo.files
-SET committed_offset = 0, generation = generation + 1, device = NULL, inode = NULL, head_sha256 = NULL,
+SET committed_offset = 0, generation = generation + 1, exact_from = 0, device = NULL, inode = NULL,
+    head_sha256 = NULL,
     head_length = 0, mark_sha256 = NULL, open_session_id = NULL, open_prompt_uuid = NULL, updated_at = now()
 WHERE path = $1 AND committed_offset = $2 AND host = $3
 """
@@ -105,4 +130,11 @@ ON CONFLICT (session_id) DO UPDATE SET
     last_entry_at = GREATEST(s.last_entry_at, EXCLUDED.last_entry_at),
     entry_count = s.entry_count + EXCLUDED.entry_count,
     updated_at = now()
+"""
+
+# A document's version is stored once; seeing it again only says when.
+UPSERT_DOCUMENTS: Final = """
+INSERT INTO mnemo.documents AS d (host, path, sha256, body)
+SELECT $1, u.path, u.sha256, u.body FROM unnest($2::text[], $3::bytea[], $4::bytea[]) AS u(path, sha256, body)
+ON CONFLICT (host, path, sha256) DO UPDATE SET last_seen_at = now()
 """

@@ -24,7 +24,9 @@ from ..host import default_host_id, valid_host_id
 from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentity
 from . import _queries as q
 from . import fleet
+from ._exact import ExactBatch, exact_batch
 from ._fold import fold
+from ._oversize import store_in_pieces
 from .migrate import apply_migrations
 
 __all__ = ("PostgresSink", "translate_errors")
@@ -171,9 +173,17 @@ class PostgresSink:
                     f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
                 )
             outcome = BatchOutcome()
-            stored = await self._store_entries(conn, batch, outcome)
+            exact = exact_batch(batch)
+            file = (locked["file_id"], locked["generation"])
+            stored = await self._store_entries(conn, batch, outcome, exact.entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
-            folded = fold(batch.entries, stored, _open_exchange(locked))
+            await _store_blocks(conn, batch.path, file, exact)
+            copies = await _store_copies(conn, batch, file, exact, stored)
+            outcome.key_conflicts = len(copies)
+            # A session's own copy of a line first stored by another (a fork's history) is the
+            # session's line: folded into its exchanges like a line stored for the first time.
+            new_to_session = stored | {i for i, other_session in copies.items() if other_session}
+            folded = fold(batch.entries, new_to_session, _open_exchange(locked))
             outcome.exchanges_created = await _upsert_exchanges(
                 conn, batch.path, self.host_id, folded.exchanges
             )
@@ -204,19 +214,27 @@ class PostgresSink:
         """
         outcome = BatchOutcome()
         async with self._connection() as conn, conn.transaction():
-            await self._store_entries(conn, batch, outcome)
+            await self._store_entries(conn, batch, outcome, exact_batch(batch).entry_digests)
             await self._store_bad_lines(conn, batch, outcome)
         return outcome
 
-    async def _store_entries(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> set[int]:
-        """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
+    async def _store_entries(
+        self, conn: Conn, batch: Batch, outcome: BatchOutcome, digests: list[bytes]
+    ) -> set[int]:
+        """One INSERT of the whole batch; returns the indexes of the entries it newly stored.
+
+        ``digests[i]`` is entry ``i``'s sha256, stored with a new key so that a key coming back with
+        other bytes can be told apart (``_store_copies``).
+        """
         if not batch.entries:
             return set()
         entries = batch.entries
         first_index: dict[str, int] = {}
         for index, entry in enumerate(entries):
             first_index.setdefault(entry.key, index)
-        payload = _entries_payload([entries[first_index[key]] for key in sorted(first_index)])
+        payload = _entries_payload(
+            [(entries[i], digests[i]) for i in map(first_index.__getitem__, sorted(first_index))]
+        )
         rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id, self.host_id)
         stored = {first_index[row["key"]] for row in rows}
         for index in stored:
@@ -241,6 +259,17 @@ class PostgresSink:
             )
         return status != "INSERT 0 0"
 
+    async def store_documents(self, documents: list[tuple[str, bytes, bytes]]) -> None:
+        """Keep each (path, sha256, bytes) version of a side document exactly, once."""
+        async with self._connection() as conn:
+            await conn.execute(
+                q.UPSERT_DOCUMENTS,
+                self.host_id,
+                [path for path, _, _ in documents],
+                [digest for _, digest, _ in documents],
+                [body for _, _, body in documents],
+            )
+
     async def mark_missing(self, paths: list[str]) -> None:
         async with self._connection() as conn:
             await conn.execute(q.MARK_MISSING, paths, self.host_id)
@@ -250,7 +279,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _entries_payload(entries: list[Entry]) -> bytes:
+def _entries_payload(entries: list[tuple[Entry, bytes]]) -> bytes:
     """The ``INSERT_ENTRIES`` rows as one JSON array, UTF-8: scalars encoded, lines pasted as they are."""
     rows = [
         orjson.dumps(
@@ -262,13 +291,14 @@ def _entries_payload(entries: list[Entry]) -> bytes:
                 e.session_id,
                 None if e.timestamp is None else (e.timestamp - _EPOCH) // _MICROSECOND,
                 e.offset,
+                digest.hex(),
                 e.line.decode() if e.jsonb is not None else None,
             ]
         )[:-1]
         + b","
         + (e.jsonb or e.line)
         + b"]"
-        for e in entries
+        for e, digest in entries
     ]
     return b"[" + b",".join(rows) + b"]"
 
@@ -313,6 +343,45 @@ async def _upsert_exchanges(conn: Conn, path: str, host_id: str, exchanges: list
         host_id,
     )
     return sum(1 for row in rows if row["created"])
+
+
+async def _store_blocks(conn: Conn, path: str, file: tuple[int, int], exact: ExactBatch) -> None:
+    blocks = exact.blocks
+    if not blocks:
+        return
+    await conn.execute(
+        q.INSERT_BLOCKS,
+        *file,
+        [b.start for b in blocks],
+        [b.end for b in blocks],
+        [b.sha256 for b in blocks],
+        [b.body for b in blocks],
+    )
+    for block in blocks:
+        if block.body is None:
+            await store_in_pieces(conn, path, *file, block)
+
+
+async def _store_copies(
+    conn: Conn, batch: Batch, file: tuple[int, int], exact: ExactBatch, stored: set[int]
+) -> dict[int, bool]:
+    """Keep the lines whose key was stored before with other bytes (each distinct copy once):
+    ``{entry index: whether its session differs from the first copy's}`` for the new ones."""
+    others = [i for i in range(len(batch.entries)) if i not in stored]
+    if not others:
+        return {}
+    entries = batch.entries
+    rows = await conn.fetch(
+        q.INSERT_LINE_COPIES,
+        *file,
+        [entries[i].offset for i in others],
+        [entries[i].key for i in others],
+        [entries[i].session_id for i in others],
+        [exact.entry_bodies[i] for i in others],
+        [exact.entry_digests[i] for i in others],
+    )
+    index_at = {entries[i].offset: i for i in others}
+    return {index_at[row["line_offset"]]: row["other_session"] for row in rows}
 
 
 async def _upsert_sessions(conn: Conn, sessions: list[Any]) -> None:

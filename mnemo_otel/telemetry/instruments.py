@@ -64,6 +64,7 @@ class ImportTelemetry:
         self._entries = counter(*_args(names.ENTRIES_IMPORTED))
         self._exchanges = counter(*_args(names.EXCHANGES_IMPORTED))
         self._duplicates = counter(*_args(names.DUPLICATES))
+        self._key_conflicts = counter(*_args(names.KEY_CONFLICTS))
         self._quarantined = counter(*_args(names.QUARANTINED))
         self._failures = counter(*_args(names.IMPORT_FAILURES))
         self._duration = meter.create_histogram(
@@ -76,6 +77,7 @@ class ImportTelemetry:
         self._failures.add(0, {names.ATTR_ERROR_TYPE: "db_unavailable"})
         self._quarantined.add(0, {names.ATTR_ERROR_TYPE: "invalid_json"})
         self._duplicates.add(0)
+        self._key_conflicts.add(0)
         self._exchanges.add(0)
         for entry_type in names.ENTRY_METRIC_TYPES:
             self._entries.add(0, {names.ATTR_ENTRY_TYPE: entry_type})
@@ -102,12 +104,14 @@ class ImportTelemetry:
         self._observe_archive(meter)
 
     def _observe_archive(self, meter: metrics.Meter) -> None:
-        """Zero loss, observed: the scrub's findings, recorded losses and the source's retention."""
+        """Zero loss, observed: the scrub's and the restore drill's findings, recorded losses and the
+        source's retention."""
         for metric, callback in (
             (names.VERIFY_MISSING, self._verify_missing),
             (names.VERIFY_LAST_RUN, self._verify_last_run),
             (names.VERIFY_INTERVAL, self._verify_interval),
             (names.SOURCE_RETENTION, self._retention),
+            (names.RESTORE_INEXACT, self._restore_inexact),
         ):
             meter.create_observable_gauge(metric.name, [callback], metric.unit, metric.description)
         for metric, callback in (
@@ -147,6 +151,8 @@ class ImportTelemetry:
             self._exchanges.add(outcome.exchanges_created)
         if outcome.duplicates:
             self._duplicates.add(outcome.duplicates)
+        if outcome.key_conflicts:
+            self._key_conflicts.add(outcome.key_conflicts)
         for kind, count in outcome.quarantined.items():
             self._quarantined.add(count, {names.ATTR_ERROR_TYPE: kind})
         written = _newest_timestamp(read)
@@ -216,6 +222,12 @@ class ImportTelemetry:
     def _retention(self, options: CallbackOptions) -> Iterable[Observation]:
         if self._state.retention_days is not None:
             yield Observation(self._state.retention_days * 86400)
+
+    def _restore_inexact(self, options: CallbackOptions) -> Iterable[Observation]:
+        inexact = self._state.restore_inexact
+        if inexact is not None:  # every kind, zeros included: "none damaged" is a 0, not an absence
+            for kind in names.RESTORE_KINDS:
+                yield Observation(inexact.get(kind, 0), {names.ATTR_RESTORE_KIND: kind})
 
     def _fs_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
         for volume, path, total, free in self._volume_usage():

@@ -16,12 +16,16 @@ __all__ = (
     "ATTR_ENTRY_TYPE",
     "ATTR_ERROR_TYPE",
     "ATTR_FLEET_HOST",
+    "ATTR_RESTORE_KIND",
     "ATTR_SESSION_ID",
     "ATTR_TRANSCRIPT_PATH",
     "ATTR_VOLUME",
     "ENTRY_METRIC_TYPES",
     "EVENT_BATCH",
     "METRICS",
+    "RESTORE_BEFORE_EXACT_LINES",
+    "RESTORE_DAMAGED",
+    "RESTORE_KINDS",
     "SERVICE_NAMESPACE",
     "SERVICE_NAME_DEFAULT",
     "SPAN_IMPORT",
@@ -52,6 +56,14 @@ ATTR_TRANSCRIPT_PATH: Final = "mnemo.transcript.path"
 ATTR_VOLUME: Final = "mnemo.volume"
 ATTR_FLEET_HOST: Final = "mnemo.fleet.host"
 """The member a fleet-membership point is about (``service.instance.id`` is the host reporting it)."""
+ATTR_RESTORE_KIND: Final = "mnemo.restore.kind"
+"""Why files cannot be restored exactly, bounded: :data:`RESTORE_KINDS`."""
+RESTORE_DAMAGED: Final = "damaged"
+"""Lines missing or not what was read at import: the archive lost something (an alert)."""
+RESTORE_BEFORE_EXACT_LINES: Final = "before_exact_lines"
+"""Imported before exact lines were kept (an archive upgraded past migration 0006): a known,
+permanent fact of that archive, not an incident."""
+RESTORE_KINDS: Final = (RESTORE_DAMAGED, RESTORE_BEFORE_EXACT_LINES)
 
 
 class MetricKind(Enum):
@@ -131,6 +143,13 @@ DUPLICATES: Final = _metric(
     "{entry}",
     MetricKind.COUNTER,
     "Lines skipped because their key was stored already.",
+)
+KEY_CONFLICTS: Final = _metric(
+    "mnemo.importer.key_conflicts",
+    "{entry}",
+    MetricKind.COUNTER,
+    "Lines whose key was stored before with other bytes (a forked session's copies, an edited line): "
+    "kept as lines of their own file, never skipped silently.",
 )
 QUARANTINED: Final = _metric(
     "mnemo.importer.quarantined",
@@ -243,6 +262,13 @@ SOURCE_RETENTION: Final = _metric(
     MetricKind.GAUGE,
     "How long Claude Code keeps transcripts before deleting them (its cleanupPeriodDays).",
 )
+RESTORE_INEXACT: Final = _metric(
+    "mnemo.importer.restore.inexact",
+    "{file}",
+    MetricKind.GAUGE,
+    "Files of this host the archive cannot give back exactly, by mnemo.restore.kind, as the last "
+    "restore drill found (absent until the first drill of this process).",
+)
 
 METRICS: Final[tuple[MetricName, ...]] = (
     HEARTBEAT,
@@ -252,6 +278,7 @@ METRICS: Final[tuple[MetricName, ...]] = (
     ENTRIES_IMPORTED,
     EXCHANGES_IMPORTED,
     DUPLICATES,
+    KEY_CONFLICTS,
     QUARANTINED,
     IMPORT_FAILURES,
     IMPORT_DURATION,
@@ -270,4 +297,5 @@ METRICS: Final[tuple[MetricName, ...]] = (
     VERIFY_INTERVAL,
     SOURCE_LOST,
     SOURCE_RETENTION,
+    RESTORE_INEXACT,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..model import TranscriptFile
 from .reader import file_kind
 
-__all__ = ("NotRegular", "default_roots", "discover")
+__all__ = ("NotRegular", "default_roots", "discover", "side_documents")
 
 # Called with the path and its kind ("fifo", "socket", "device", ...) for a ``*.jsonl`` that is not
 # a regular file: opening a FIFO blocks until a writer comes, a device may never end.
@@ -85,3 +85,23 @@ def _walk_jsonl(root: Path, report: NotRegular) -> Iterator[Path]:
 
 def _ignore(path: Path, kind: str) -> None:
     return None
+
+
+# A side document bigger than this is not a description any more: not archived (a warning says so).
+SIDE_DOCUMENT_MAX_BYTES = 1024 * 1024
+
+
+def side_documents(transcripts: Sequence[TranscriptFile]) -> Iterator[Path]:
+    """The ``agent-*.meta.json`` beside each subagent transcript (``<session>/subagents/agent-X.jsonl``):
+    regular files only, like transcripts."""
+    for transcript in transcripts:
+        path = transcript.path
+        if path.parent.name != "subagents":
+            continue
+        meta = path.with_name(path.stem + ".meta.json")
+        try:
+            mode = meta.lstat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode):
+            yield meta

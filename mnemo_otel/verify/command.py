@@ -13,11 +13,12 @@ from pathlib import Path
 from opentelemetry import trace
 
 from .._version import __version__
-from ..daemon import open_sink
 from ..settings import Settings
 from ..store import ledger
+from ..store.open import open_sink
 from ..store.postgres import translate_errors
 from ..telemetry.instruments import SCOPE
+from .content import find_diverged
 from .repair import repair_missing
 from .report import VerifyReport
 from .run import VerifyOptions, run_verify
@@ -35,6 +36,7 @@ async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: b
     try:
         with tracer.start_as_current_span(SPAN_VERIFY):
             report = await run_verify(sink, roots, options)
+            report.diverged = await find_diverged(sink, report.checked_paths)
         if repair:
             with tracer.start_as_current_span(SPAN_REPAIR) as span:
                 context = span.get_span_context()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .content import Diverged
 from .lookup import Findings, Missing
 
 __all__ = ("MISSING_LINES_SHOWN", "Tally", "VerifyReport")
@@ -46,10 +47,13 @@ class VerifyReport:
     missing_lines: list[Missing]
     unreadable: dict[str, str]
     duration_seconds: float
+    diverged: list[Diverged] = field(default_factory=list)
+    """Archived lines whose bytes on disk are no longer the ones archived (count as missing)."""
     repaired: int | None = None
     trace_id: str | None = None
     source_lost: dict[str, int] = field(default_factory=dict)
     all_missing: list[Missing] = field(default_factory=list, repr=False)  # for the repair; not printed
+    checked_paths: list[str] = field(default_factory=list, repr=False)  # for the content check
 
     @classmethod
     def of(cls, tally: Tally, *, size: int, seconds: float) -> VerifyReport:
@@ -68,6 +72,7 @@ class VerifyReport:
             unreadable=dict(sorted(tally.unreadable.items())),
             duration_seconds=round(seconds, 3),
             all_missing=tally.missing,
+            checked_paths=sorted(tally.files),
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -80,6 +85,10 @@ class VerifyReport:
             "pending_bytes": self.pending_bytes,
             "missing": self.missing,
             "missing_lines": [{"path": m.path, "offset": m.offset, "key": m.key} for m in self.missing_lines],
+            "diverged": len(self.diverged),
+            "diverged_lines": [
+                {"path": d.path, "offset": d.offset} for d in self.diverged[:MISSING_LINES_SHOWN]
+            ],
             "unreadable": self.unreadable,
             "duration_seconds": self.duration_seconds,
             "mb_per_second": round(self.bytes / 1e6 / self.duration_seconds, 1)
@@ -100,6 +109,9 @@ class VerifyReport:
             )
         ]
         lines += [f"  missing: {m.path} @ {m.offset}  {m.key}" for m in self.missing_lines]
+        if self.diverged:
+            lines.append(f"diverged: {len(self.diverged)} archived line(s) differ from the disk's bytes")
+            lines += [f"  diverged: {d.path} @ {d.offset}" for d in self.diverged[:MISSING_LINES_SHOWN]]
         lines += [f"  unreadable: {path}: {why}" for path, why in self.unreadable.items()]
         if self.repaired is not None:
             lines.append(f"repaired {self.repaired} line(s) (trace {self.trace_id or 'none'})")

@@ -1,10 +1,15 @@
-"""The daemon's chores beside the import loop: the periodic scrub, the loss ledger, the retention guard.
+"""The daemon's chores beside the import loop: the periodic scrub, the restore drill, the loss ledger,
+the retention guard.
 
 The scrub checks only what each file's checkpoint says was imported (lines past it are the live
 importer's), keys in one worker process at low CPU priority, and looks keys up on its own database
 connection, so the live import keeps its latency while a scrub runs. What it finds missing is
 repaired from the source at once; the count found (before the repair) is the ``verify.missing``
 gauge, and each completed scrub is recorded, so "when did it last run" survives restarts.
+
+The scrub proves the source is in the archive; the drill proves the archive can give the source back
+(``restore --check``, from the database alone). It runs at start, since its counts are not kept
+across restarts and a damaged archive must not go quiet with a restart, and after each scrub.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from opentelemetry import trace
 
 from .._version import __version__
 from ..errors import MnemoError
+from ..restore.run import check_archive
 from ..retention import cleanup_period_days
 from ..settings import Settings
 from ..state import LoopState
 from ..store import ledger
 from ..store.postgres import PostgresSink, translate_errors
+from ..telemetry import names
 from ..telemetry.instruments import SCOPE
 from .losses import LossLedger
 from .repair import repair_missing
@@ -71,6 +78,7 @@ class Maintenance:
         last = self._state.verify_last_run
         next_scrub = time.time() if last is None else last + interval
         next_retention = time.time() + RETENTION_EVERY_SECONDS
+        next_drill: float | None = time.time() if interval > 0 else None
         while True:
             now = time.time()
             if now >= next_retention:
@@ -80,6 +88,9 @@ class Maintenance:
             if interval > 0 and now >= next_scrub:
                 done = await self.scrub()
                 next_scrub = time.time() + (interval if done else min(interval, SCRUB_RETRY_SECONDS))
+                next_drill = time.time() if done else next_drill
+            if next_drill is not None and time.time() >= next_drill:
+                next_drill = None if await self.drill() else time.time() + SCRUB_RETRY_SECONDS
             await anyio.sleep(TICK_SECONDS)
 
     async def scrub(self) -> bool:
@@ -123,6 +134,33 @@ class Maintenance:
             report.missing,
             repaired,
             report.duration_seconds,
+        )
+        return True
+
+    async def drill(self) -> bool:
+        """The restore drill over this host's files; ``False`` if it could not complete (retried later).
+
+        Only counts are logged: the inexact files' paths are for ``restore --check`` to name.
+        """
+        started = time.monotonic()
+        try:
+            async with translate_errors(), self._sink.connection() as conn:
+                report = await check_archive(conn, self._settings.host_id)
+        except MnemoError as exc:
+            logger.warning("restore drill did not complete (%s); retrying later", type(exc).__name__)
+            return False
+        counts = {kind: report.count(kind) for kind in names.RESTORE_KINDS}
+        self._state.drilled(counts)
+        damaged, before = counts[names.RESTORE_DAMAGED], counts[names.RESTORE_BEFORE_EXACT_LINES]
+        log = logger.warning if damaged else logger.info
+        log(
+            "restore drill: %d of %d files can be restored exactly; %d damaged, %d imported before "
+            "exact lines were kept (%.1fs)",
+            report.exact,
+            report.files,
+            damaged,
+            before,
+            time.monotonic() - started,
         )
         return True
 

@@ -45,11 +45,14 @@ async def test_a_forked_session_writes_a_new_file_that_repeats_its_parents_lines
     repeated = [line for line in complete_lines(fork_file) if line.key in parent_uuids]
     assert repeated, "the fork repeats none of its parent's lines"
     assert {line.obj.get("sessionId") for line in repeated} == {fork.session_id}
-    # Keyed by uuid, the first copy wins: the fork's exchanges are the prompt typed in the fork.
+    # The fork holds its own copies of its parent's lines: its exchanges are its whole history.
     await judge(
         daemon,
         claude,
-        {parent.session_id: ["the parent's question"], fork.session_id: ["the fork's question"]},
+        {
+            parent.session_id: ["the parent's question"],
+            fork.session_id: ["the parent's question", "the fork's question"],
+        },
     )
 
 

@@ -75,6 +75,7 @@ async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
     harness.state.verify_interval = 60.0
     harness.state.retention_days = 30.0
     harness.state.source_lost(100)
+    harness.state.drilled({names.RESTORE_DAMAGED: 2})  # a kind the drill did not find is exported as 0
     points = harness.points()
     kinds = {
         names.MetricKind.GAUGE: "Gauge",
@@ -98,10 +99,22 @@ async def test_instruments__export_every_contract_metric_with_its_unit_and_kind(
     assert [points[m.name][0].value for m in archive] == [3, 3, 1234.0, 60.0]
     assert points[names.SOURCE_LOST.name][0].value == 100
     assert points[names.SOURCE_RETENTION.name][0].value == 30 * 86400
+    inexact = {p.attributes[names.ATTR_RESTORE_KIND]: p.value for p in points[names.RESTORE_INEXACT.name]}
+    assert inexact == {names.RESTORE_DAMAGED: 2, names.RESTORE_BEFORE_EXACT_LINES: 0}
     volumes = {p.attributes[names.ATTR_VOLUME] for p in points[names.FILESYSTEM_FREE.name]}
     assert volumes == {"watched", "data"}
     members = {p.attributes[names.ATTR_FLEET_HOST]: p.value for p in points[names.FLEET_MEMBER.name]}
     assert members == {"desk": 1, "laptop": 1}
+
+
+async def test_instruments__restore_drill_gauge_is_absent_until_the_first_drill(harness: Harness) -> None:
+    harness.telemetry({})
+    assert names.RESTORE_INEXACT.name not in harness.points()  # no drill yet: no claim either way
+    harness.state.drilled({names.RESTORE_DAMAGED: 0, names.RESTORE_BEFORE_EXACT_LINES: 4})
+    inexact = {
+        p.attributes[names.ATTR_RESTORE_KIND]: p.value for p in harness.points()[names.RESTORE_INEXACT.name]
+    }
+    assert inexact == {names.RESTORE_DAMAGED: 0, names.RESTORE_BEFORE_EXACT_LINES: 4}
 
 
 async def test_instruments__heartbeat_reads_the_loop_state_and_freezes_when_the_loop_stops(

@@ -10,7 +10,7 @@ import pytest
 
 from mnemo_otel.health import evaluate
 from mnemo_otel.importer.file_import import FileProgress
-from mnemo_otel.importer.loss import complete_end, observe, vanished
+from mnemo_otel.importer.loss import complete_end, observe, rereading, vanished
 from mnemo_otel.model import SourceLoss
 from mnemo_otel.retention import cleanup_period_days, settings_path
 from mnemo_otel.settings import HealthSettings
@@ -18,6 +18,13 @@ from mnemo_otel.state import LoopState
 from mnemo_otel.verify.loss_journal import LossJournal, journal_path
 
 LINE = b'{"type":"user","uuid":"x"}\n'
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """A new file, a new inode, under the same name."""
+    staged = path.with_name("new.jsonl")
+    staged.write_bytes(content)
+    os.replace(staged, path)
 
 
 def _observe(path: Path, progress: FileProgress) -> list[SourceLoss]:
@@ -43,12 +50,23 @@ def test_observe__a_replaced_file_loses_what_was_seen_past_the_checkpoint(tmp_pa
     path.write_bytes(LINE * 4)
     progress = FileProgress(committed=len(LINE))
     _observe(path, progress)
-    replacement = tmp_path / "new.jsonl"
-    replacement.write_bytes(LINE)
-    os.replace(replacement, path)
+    _replace(path, LINE)
     (loss,) = _observe(path, progress)
     assert (loss.reason, loss.seen_end, loss.committed) == ("replaced", len(LINE) * 4, len(LINE))
     assert progress.seen_end == len(LINE)  # now what the new file holds
+
+
+def test_observe__a_replacement_that_still_holds_the_lines_seen_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(LINE * 4)
+    progress = FileProgress(committed=len(LINE))
+    _observe(path, progress)
+    _replace(path, LINE * 4 + b'{"type":"user","uuid":"y"}\n')  # an atomic rewrite, grown
+    assert _observe(path, progress) == []
+    assert progress.seen_end == path.stat().st_size
+    _replace(path, LINE * 3 + LINE.replace(b"x", b"z") + LINE)  # as long, but not the same
+    (loss,) = _observe(path, progress)
+    assert (loss.reason, loss.seen_end, loss.committed) == ("replaced", len(LINE) * 5, len(LINE))
 
 
 def test_observe__a_cut_loses_only_what_was_cut_and_never_committed(tmp_path: Path) -> None:
@@ -64,6 +82,27 @@ def test_observe__a_cut_loses_only_what_was_cut_and_never_committed(tmp_path: Pa
         f.truncate(0)
     (loss,) = _observe(path, progress)
     assert loss.seen_end - (loss.committed or 0) == len(LINE) * 2
+
+
+def test_rereading__measures_from_the_old_checkpoint_once_before_the_re_import_moves_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(LINE * 5)
+    for change in ("cut", "replaced"):
+        progress = FileProgress(committed=len(LINE))  # stale: the database holds 2 lines
+        _observe(path, progress)
+        if change == "cut":  # below the checkpoint: the importer reads it again from 0
+            with path.open("r+b") as f:
+                f.truncate(0)
+        else:
+            _replace(path, LINE * 3)
+        losses: list[SourceLoss] = []
+        rereading(path, progress, len(LINE) * 2, losses.append)
+        assert [(x.seen_end, x.committed) for x in losses] == [(len(LINE) * 5, len(LINE) * 2)]
+        progress.committed = path.stat().st_size  # the re-import from 0 committed what is there now
+        assert _observe(path, progress) == []  # reported once, not measured again against the new file
+        path.write_bytes(LINE * 5)
 
 
 def test_observe__nothing_lost_when_everything_seen_was_committed(tmp_path: Path) -> None:

@@ -147,3 +147,23 @@ def test_verify__unreadable_path_exits_4(database_url: str, tmp_path: Path) -> N
     result = _cli("verify", str(tmp_path / "nowhere"), env=env)
     assert result.returncode == 4
     assert "no such file or directory" in result.stderr
+
+
+def test_verify__a_line_edited_on_disk_after_its_import_has_diverged(
+    database_url: str, transcripts: Path
+) -> None:
+    """Same key, other bytes: the keys all check out, yet the archive could no longer give the file back
+    as it now is; verify reports the line as diverged and exits 5."""
+    _corpus(transcripts)
+    env = {"MNEMO_DATABASE_URL": database_url, "OTEL_SDK_DISABLED": "true"}
+    assert _cli("import", str(transcripts), env=env).returncode == 0
+    assert _verify(transcripts, env)[0] == 0
+    path = transcripts / "-home-user-p" / "sess-1.jsonl"
+    data = path.read_bytes()
+    second = data.index(b"\n") + 1
+    edited = data[second : data.index(b"\n", second)].replace(b'"timestamp":"2', b'"timestamp":"3', 1)
+    assert len(edited) == data.index(b"\n", second) - second and edited not in data
+    path.write_bytes(data[:second] + edited + data[data.index(b"\n", second) :])  # same inode, same key
+    code, report = _verify(transcripts, env)
+    assert (code, report["missing"], report["diverged"]) == (5, 0, 1)
+    assert report["diverged_lines"] == [{"path": str(path), "offset": second}]
