@@ -115,7 +115,7 @@ def _add_grafana(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--runbook-url",
         default=None,
         help="render: base of every rule's runbook_url, e.g. the runbook on your forge "
-        "(default: docs/runbook.md in this repository)",
+        "(default: the rule's panel of the generated runbook dashboard, inside Grafana)",
     )
     grafana.set_defaults(handler=_grafana)
 

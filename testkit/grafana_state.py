@@ -7,6 +7,13 @@ Alerting instance with ``keepFiringFor`` goes to Recovering, which still fires u
 (``Alerting``, ``OK``, ``KeepLast`` apply to every existing instance; ``NoData``/``Error`` make
 their own instance). An instance missing from a result is resolved once it has been missing for
 ``missing_series_evals_to_resolve`` intervals (one for NoData/Error instances).
+
+What is sent to the notifier (:meth:`RuleState.sent`): firing instances under the rule's title as
+``alertname``; NoData and Error instances renamed ``DatasourceNoData``/``DatasourceError`` with the
+title in ``rulename``; each with its state reason (``Error``, ``NoData``, ``NoData, KeepLast``, ...),
+which Grafana sends as the annotation ``grafana_state_reason``. Annotations themselves (expanded
+templates, the ``Error`` text) are not modelled here: ``tests/grafana/test_alert_text.py`` runs them
+through the real template engines.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from testkit.grafana_rules import Rule
 from testkit.grafana_sse import ConditionOutcome, Fingerprint, fingerprint
 from testkit.grafana_values import Labels
 
-__all__ = ("FIRING", "Instance", "RuleState")
+__all__ = ("FIRING", "RENAMED", "Instance", "RuleState", "Sent")
 
 FIRING = frozenset(("Alerting", "Recovering"))
 """States Grafana sends to the Alertmanager as firing alerts of the rule itself."""
+RENAMED = {"NoData": "DatasourceNoData", "Error": "DatasourceError"}
+"""States Grafana sends as firing alerts under another ``alertname`` (the rule's title in ``rulename``)."""
 
 
 @dataclass(slots=True)
@@ -30,54 +39,68 @@ class Instance:
     state: str = "Normal"
     starts_at: int = 0
     last_eval: int = 0
+    reason: str = ""
+    """Why the instance entered its state (Grafana's ``StateReason``), set on each transition."""
 
 
-def _normal(i: Instance, rule: Rule, now: int) -> None:
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One alert as Grafana hands it to the notifier: its labels and its ``grafana_state_reason``."""
+
+    labels: Labels
+    reason: str
+
+
+def _enter(i: Instance, state: str, now: int, reason: str) -> None:
+    i.state, i.starts_at, i.reason = state, now, reason
+
+
+def _normal(i: Instance, rule: Rule, now: int, reason: str = "") -> None:
     if i.state == "Normal":
         return
     if i.state == "Recovering":
         if now - i.starts_at >= rule.keep_firing_for_ms:
-            i.state, i.starts_at = "Normal", now
+            _enter(i, "Normal", now, reason)
         return
     if i.state == "Alerting" and rule.keep_firing_for_ms > 0:
-        i.state, i.starts_at = "Recovering", now
+        _enter(i, "Recovering", now, reason)
         return
-    i.state, i.starts_at = "Normal", now
+    _enter(i, "Normal", now, reason)
 
 
-def _alerting(i: Instance, rule: Rule, now: int) -> None:
+def _alerting(i: Instance, rule: Rule, now: int, reason: str = "") -> None:
     if i.state == "Alerting":
         return
     if i.state == "Pending":
         if now - i.starts_at >= rule.for_ms:
-            i.state, i.starts_at = "Alerting", now
+            _enter(i, "Alerting", now, reason)
         return
     if i.state != "Recovering" and rule.for_ms > 0:
-        i.state, i.starts_at = "Pending", now
+        _enter(i, "Pending", now, reason)
     else:
-        i.state, i.starts_at = "Alerting", now
+        _enter(i, "Alerting", now, reason)
 
 
-def _keep_last(i: Instance, rule: Rule, now: int) -> None:
+def _keep_last(i: Instance, rule: Rule, now: int, reason: str) -> None:
     if i.state == "Alerting":
-        _alerting(i, rule, now)
+        _alerting(i, rule, now, reason)
     elif i.state == "Pending":
         if now - i.starts_at >= rule.for_ms:
-            _alerting(i, rule, now)
+            _alerting(i, rule, now, reason)
     else:
-        _normal(i, rule, now)
+        _normal(i, rule, now, reason)
 
 
 def _no_data_or_error(i: Instance, rule: Rule, now: int, kind: str) -> None:
     mode = rule.no_data_state if kind == "NoData" else rule.exec_err_state
     if mode == "Alerting":
-        _alerting(i, rule, now)
+        _alerting(i, rule, now, kind)
     elif mode == "OK":
-        _normal(i, rule, now)
+        _normal(i, rule, now, "NoData" if kind == "NoData" else "")
     elif mode == "KeepLast":
-        _keep_last(i, rule, now)
+        _keep_last(i, rule, now, f"{kind}, KeepLast")
     elif i.state != kind:  # "NoData" / "Error": an instance of its own state, not the rule's alert
-        i.state, i.starts_at = kind, now
+        _enter(i, kind, now, "Error" if kind == "Error" else "")
 
 
 def _transition(i: Instance, rule: Rule, now: int, result: str) -> None:
@@ -103,6 +126,17 @@ class RuleState:
 
     def firing(self) -> list[Labels]:
         return [i.labels for i in self.instances.values() if i.state in FIRING]
+
+    def sent(self) -> list[Sent]:
+        """The alerts Grafana sends as firing after this evaluation, as the notifier receives them."""
+        out = []
+        for i in self.instances.values():
+            if i.state in FIRING:
+                out.append(Sent({"alertname": self.rule.title, **i.labels}, i.reason))
+            elif i.state in RENAMED:
+                labels = {"alertname": RENAMED[i.state], "rulename": self.rule.title, **i.labels}
+                out.append(Sent(labels, i.reason))
+        return out
 
     def others(self) -> list[tuple[str, Labels]]:
         """Instances in a non-firing, non-normal state (Pending, NoData, Error), for diagnostics."""

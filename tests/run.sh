@@ -42,6 +42,10 @@ fi
 # The real producer: the pinned Claude Code CLI from npm, for the interop tests (cached per user).
 bash testkit/claude_code/install.sh >/dev/null
 
+# The annotation-template expander the notification tests run Grafana's annotations through: Go's
+# text/template with the Prometheus template functions (cached until its sources change).
+bash testkit/annotation_render/build.sh >/dev/null
+
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .

@@ -3,16 +3,18 @@
 Field names follow Grafana's file format (``rules_types.go``: ``keepFiringFor``, ``noDataState``,
 ``dashboardUid``), not the HTTP API's. The mirror carries only what ``promtool test rules`` checks:
 the condition, ``for``, ``keep_firing_for`` and the labels, after the SLI recording rules the
-burn-rate queries read. Every Grafana rule carries ``runbook_url``:
-the runbook's section named after the alert, under a base chosen at render time.
+burn-rate queries read. Every Grafana rule carries ``runbook_url``: by default its panel of the
+runbook dashboard (``runbook.py``), a path inside Grafana that needs no internet; rendered with a
+base (a published copy of ``docs/runbook.md``), that base and the section's anchor.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from mnemo_otel.grafana.retired import RETIRED_RULE_UIDS
 from mnemo_otel.grafana.rules import ALL_RULES
+from mnemo_otel.grafana.runbook import rule_link
 from mnemo_otel.grafana.slo import recording_rules
 from mnemo_otel.grafana.spec import (
     DASHBOARD_UID,
@@ -24,11 +26,7 @@ from mnemo_otel.grafana.spec import (
     AlertSpec,
 )
 
-__all__ = ("QUERY_REF", "RUNBOOK_URL", "THRESHOLD_REF", "grafana_rules", "prometheus_mirror", "runbook_url")
-
-RUNBOOK_URL: Final = "docs/runbook.md"
-"""Default base of every ``runbook_url``: the repository's runbook, as a link relative to its root.
-``mnemo-otel grafana render --runbook-url`` points it at a published copy instead."""
+__all__ = ("QUERY_REF", "THRESHOLD_REF", "grafana_rules", "prometheus_mirror", "runbook_url")
 
 QUERY_REF = "A"
 THRESHOLD_REF = "C"
@@ -67,12 +65,12 @@ def _threshold(spec: AlertSpec) -> dict[str, Any]:
     }
 
 
-def runbook_url(spec: AlertSpec, base: str = RUNBOOK_URL) -> str:
-    """The link to the rule's runbook section: ``base#anchor``."""
-    return f"{base}#{spec.runbook_anchor}"
+def runbook_url(spec: AlertSpec, base: str | None = None) -> str:
+    """The rule's runbook section: its panel of the runbook dashboard, or ``base#anchor``."""
+    return rule_link(spec) if base is None else f"{base}#{spec.runbook_anchor}"
 
 
-def _grafana_rule(spec: AlertSpec, runbook_base: str) -> dict[str, Any]:
+def _grafana_rule(spec: AlertSpec, runbook_base: str | None) -> dict[str, Any]:
     rule: dict[str, Any] = {
         "uid": spec.uid,
         "title": spec.name,
@@ -100,7 +98,7 @@ def _grafana_rule(spec: AlertSpec, runbook_base: str) -> dict[str, Any]:
     return rule
 
 
-def grafana_rules(runbook_base: str = RUNBOOK_URL) -> dict[str, Any]:
+def grafana_rules(runbook_base: str | None = None) -> dict[str, Any]:
     """The ``provisioning/alerting/rules.yaml`` document: one folder, one group, every rule; rules
     that left the spec are deleted (Grafana keeps a file rule that merely vanished from the file)."""
     group = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from mnemo_otel.grafana.spec import PER_HOST, AlertSpec, PanelId, Severity, current_or_last
+from mnemo_otel.grafana.spec import PER_HOST, UNKNOWN, AlertSpec, PanelId, Severity, current_or_last, measured
 from mnemo_otel.retention import SHORT_RETENTION_DAYS
 from mnemo_otel.telemetry import names
 
@@ -55,9 +55,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.ARCHIVE_MISSING,
-        summary=(
-            f'The last scrub{_ON_HOST} found {{{{ printf "%.0f" $values.A.Value }}}} transcript '
-            "line(s) on disk missing from the archive."
+        summary=measured(
+            f'The last scrub{_ON_HOST} found {{{{ printf "%.0f" .Value }}}} transcript '
+            "line(s) on disk missing from the archive.",
+            f"What the last scrub{_ON_HOST} found {UNKNOWN}",
         ),
         description=(
             "The daemon's scrub re-reads what each checkpoint says was imported and checks every line "
@@ -82,9 +83,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.SCRUB_AGE,
-        summary=(
+        summary=measured(
             f"No scrub of the archive has completed{_ON_HOST} for "
-            '{{ printf "%.1f" $values.A.Value }} scrub intervals.'
+            '{{ printf "%.1f" .Value }} scrub intervals.',
+            f"When a scrub of the archive last completed{_ON_HOST} {UNKNOWN}",
         ),
         description=(
             "Scrubs run every MNEMO_VERIFY__INTERVAL_SECONDS (one day by default) and the time of the "
@@ -110,9 +112,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.SOURCE_LOST,
-        summary=(
-            f"{{{{ humanize1024 $values.A.Value }}}}B of transcript lines{_ON_HOST} vanished from disk "
-            f"before they were imported (last {SOURCE_LOST_WINDOW})."
+        summary=measured(
+            f"{{{{ humanize1024 .Value }}}}B of transcript lines{_ON_HOST} vanished from disk "
+            f"before they were imported (last {SOURCE_LOST_WINDOW}).",
+            f"Whether transcript lines{_ON_HOST} vanished before their import {UNKNOWN}",
         ),
         description=(
             "A transcript was deleted, cut short or replaced while complete lines in it were not yet "
@@ -136,9 +139,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.RESTORE_INEXACT,
-        summary=(
-            f'{{{{ printf "%.0f" $values.A.Value }}}} transcript file(s){_ON_HOST} can no longer be '
-            "restored exactly from the archive."
+        summary=measured(
+            f'{{{{ printf "%.0f" .Value }}}} transcript file(s){_ON_HOST} can no longer be '
+            "restored exactly from the archive.",
+            f"How many files{_ON_HOST} the archive can restore exactly {UNKNOWN}",
         ),
         description=(
             "The restore drill (restore --check, run by the daemon at start and after each scrub) "

@@ -1,4 +1,5 @@
-"""Contact points, the notification policy tree and message templates, for the channels configured.
+"""Contact points and the notification policy tree, for the channels configured (their message
+templates are in ``messages.py``).
 
 Which channels exist is decided from the environment at stack start (``mnemo-otel grafana render
 --alerting-from-env``): the webhook always (compose points it at a local log when the user names
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mnemo_otel.errors import ConfigError
+from mnemo_otel.grafana.messages import MESSAGE, TITLE
 from mnemo_otel.grafana.slo import WATCHDOG
 from mnemo_otel.grafana.spec import Severity
 
@@ -45,7 +47,6 @@ __all__ = (
     "configured_channels",
     "contact_points",
     "policies",
-    "templates",
 )
 
 ENV_WEBHOOK_URL: Final = "ALERT_WEBHOOK_URL"
@@ -101,27 +102,6 @@ SETTING_KEYS: Final[dict[str, frozenset[str]]] = {
 }
 """Settings each integration type reads (grafana/alerting v1 configs, as shipped with Grafana 13)."""
 
-TEMPLATE_NAME: Final = "mnemo"
-_TITLE: Final = '{{ template "mnemo.title" . }}'
-_MESSAGE: Final = '{{ template "mnemo.message" . }}'
-
-_TEMPLATE: Final = """\
-{{ define "mnemo.title" }}[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}{{ end }}
-{{ define "mnemo.alert" }}{{ .Labels.alertname }} ({{ .Labels.severity }})
-{{ .Annotations.summary }}
-Since: {{ .StartsAt.Format "2006-01-02 15:04:05 MST" }}{{ if eq .Status "resolved" }}, resolved {{ .EndsAt.Format "2006-01-02 15:04:05 MST" }}{{ end }}{{ if .Labels.grafana_state_reason }} (state reason: {{ .Labels.grafana_state_reason }}){{ end }}
-Runbook: {{ .Annotations.runbook }}
-{{ if .PanelURL }}Panel: {{ .PanelURL }}
-{{ else if .DashboardURL }}Dashboard: {{ .DashboardURL }}
-{{ end }}{{ if .SilenceURL }}Silence: {{ .SilenceURL }}
-{{ end }}{{ end }}
-{{ define "mnemo.message" }}{{ if .Alerts.Firing }}Firing:
-{{ range .Alerts.Firing }}{{ template "mnemo.alert" . }}
-{{ end }}{{ end }}{{ if .Alerts.Resolved }}Resolved:
-{{ range .Alerts.Resolved }}{{ template "mnemo.alert" . }}
-{{ end }}{{ end }}{{ end }}
-"""
-
 
 class AlertingConfigError(ConfigError):
     """An alerting variable that cannot work; the message names the variable, never its value."""
@@ -158,18 +138,18 @@ CHANNELS: Final[tuple[Channel, ...]] = (
         "webhook",
         ENV_WEBHOOK_URL,
         "url",
-        {"httpMethod": "POST", "title": _TITLE, "message": _MESSAGE},
+        {"httpMethod": "POST", "title": TITLE, "message": MESSAGE},
         quiet=True,
         always=True,
     ),
-    Channel("mnemo-slack", "slack", ENV_SLACK_URL, "url", {"title": _TITLE, "text": _MESSAGE}),
-    Channel("mnemo-discord", "discord", ENV_DISCORD_URL, "url", {"title": _TITLE, "message": _MESSAGE}),
+    Channel("mnemo-slack", "slack", ENV_SLACK_URL, "url", {"title": TITLE, "text": MESSAGE}),
+    Channel("mnemo-discord", "discord", ENV_DISCORD_URL, "url", {"title": TITLE, "message": MESSAGE}),
     Channel(
         "mnemo-email",
         "email",
         ENV_EMAIL_ADDRESSES,
         "addresses",
-        {"singleEmail": True, "subject": _TITLE, "message": _MESSAGE},
+        {"singleEmail": True, "subject": TITLE, "message": MESSAGE},
         quiet=True,
     ),
 )
@@ -181,7 +161,7 @@ DEADMAN: Final = Channel(
     "webhook",
     ENV_DEADMAN_URL,
     "url",
-    {"httpMethod": "POST", "title": _TITLE},
+    {"httpMethod": "POST", "title": TITLE},
     send_resolved=False,
 )
 """Dead-man's switch (e.g. a healthchecks.io ping URL): every request counts as "alive", so it must
@@ -264,8 +244,10 @@ def _watchdog_route(chosen: Sequence[Channel]) -> dict[str, Any]:
 
 
 def policies(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The policy tree (plus the mute timing it may use). Anything without a severity (Grafana's
-    DatasourceError, DatasourceNoData) falls through to the root: the webhook, every 4 hours."""
+    """The policy tree (plus the mute timing it may use). Anything without a severity falls through
+    to the root: the webhook, every 4 hours. Grafana's DatasourceError and DatasourceNoData keep their
+    rule's labels, severity included, so they route as their rule does (grouped under that name: one
+    notification lists every rule a Prometheus outage broke)."""
     chosen = configured_channels(env or {})
     root = {
         "orgId": ORG_ID,
@@ -279,8 +261,3 @@ def policies(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     always = {"times": [{"start_time": "00:00", "end_time": "24:00"}]}
     mute = {"orgId": ORG_ID, "name": WATCHDOG_MUTE, "time_intervals": [always]}
     return {"apiVersion": 1, "muteTimes": [mute], "policies": [root]}
-
-
-def templates() -> dict[str, Any]:
-    """The ``provisioning/alerting/templates.yaml`` document (title and message for every channel)."""
-    return {"apiVersion": 1, "templates": [{"orgId": 1, "name": TEMPLATE_NAME, "template": _TEMPLATE}]}

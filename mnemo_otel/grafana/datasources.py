@@ -92,7 +92,6 @@ def _tempo() -> dict[str, Any]:
             },
             "serviceMap": {"datasourceUid": DATASOURCE_PROMETHEUS},
             "nodeGraph": {"enabled": True},
-            "lokiSearch": {"datasourceUid": DATASOURCE_LOKI},
             "search": {"hide": False},
             "traceQuery": {"timeShiftEnabled": True, "spanStartTimeShift": "-15m", "spanEndTimeShift": "15m"},
         },

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 from mnemo_otel.grafana.collector import COLLECTOR
-from mnemo_otel.grafana.spec import AlertSpec, PanelId, Severity
+from mnemo_otel.grafana.spec import UNKNOWN, AlertSpec, PanelId, Severity, measured
 
 __all__ = ("RULES",)
 
@@ -34,9 +34,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.PIPELINE,
-        summary=(
-            "Collector exporter {{ $labels.exporter }} is dropping {{ $labels.signal }} "
-            '({{ printf "%.2f" $values.A.Value }} items/s).'
+        summary=measured(
+            "Collector exporter{{ with $labels.exporter }} {{ . }}{{ end }} is dropping"
+            '{{ with $labels.signal }} {{ . }}{{ end }} ({{ printf "%.2f" .Value }} items/s).',
+            f"Whether the collector drops telemetry {UNKNOWN}",
         ),
         description=(
             "The collector gives up on items after its retries. Failures towards Prometheus itself "
@@ -58,9 +59,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.PIPELINE,
-        summary=(
-            "Collector exporter {{ $labels.exporter }} queue is "
-            "{{ humanizePercentage $values.A.Value }} full."
+        summary=measured(
+            "Collector exporter{{ with $labels.exporter }} {{ . }}{{ end }} queue is "
+            "{{ humanizePercentage .Value }} full.",
+            f"How full the collector's sending queues are {UNKNOWN}",
         ),
         description="A full sending queue drops new telemetry; the backend behind it is slow or down.",
         runbook="Check the backend of that exporter; the queue drains by itself once it answers.",

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, slo
+from mnemo_otel.grafana import alerting, contacts, dashboards, datasources, messages, runbook, slo
 
 __all__ = ("ALERTING_DIR", "GENERATED", "Options", "check", "render_alerting", "render_all")
 
@@ -32,8 +32,8 @@ _HEADER: Final = (
 class Options:
     """Choices made when rendering; the committed files use the defaults."""
 
-    runbook_url: str = alerting.RUNBOOK_URL
-    """Base of every rule's ``runbook_url`` (the anchor is appended)."""
+    runbook_url: str | None = None
+    """Base of every rule's ``runbook_url`` (the anchor is appended); None: the runbook dashboard."""
 
 
 GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
@@ -42,10 +42,11 @@ GENERATED: Final[dict[str, Callable[[Options], dict[str, Any]]]] = {
     "provisioning/alerting/rules.yaml": lambda options: alerting.grafana_rules(options.runbook_url),
     "provisioning/alerting/contact-points.yaml": lambda _: contacts.contact_points(),
     "provisioning/alerting/policies.yaml": lambda _: contacts.policies(),
-    "provisioning/alerting/templates.yaml": lambda _: contacts.templates(),
+    "provisioning/alerting/templates.yaml": lambda _: messages.templates(),
     "promtool/rules.yaml": lambda _: alerting.prometheus_mirror(),
     "prometheus/recording-rules.yaml": lambda _: slo.recording_rules(),
     "dashboards/mnemo-importer.json": lambda _: dashboards.dashboard(),
+    "dashboards/mnemo-runbook.json": lambda _: runbook.runbook_dashboard(),
 }
 """Relative path under ``grafana/`` -> the function building that document."""
 

@@ -14,9 +14,11 @@ from typing import Any, Final
 from mnemo_otel.grafana.spec import (
     ATTR_FLEET_HOST,
     HEARTBEAT_STALE_AFTER_S,
+    UNKNOWN,
     AlertSpec,
     PanelId,
     Severity,
+    measured,
     number,
 )
 from mnemo_otel.telemetry import names
@@ -195,10 +197,11 @@ def burn_query(objective: Objective) -> str:
 
 
 def _burn_summary(objective: Objective) -> str:
-    return (
+    target = f"(target {number(objective.target * 100)} %)"
+    return measured(
         f"{objective.title} is spending its {SLO_PERIOD} error budget "
-        '{{ printf "%.1f" $values.A.Value }} times the paging rate '
-        f"(target {number(objective.target * 100)} %)."
+        f'{{{{ printf "%.1f" .Value }}}} times the paging rate {target}.',
+        f"How fast {objective.title} spends its {SLO_PERIOD} error budget {target} {UNKNOWN}",
     )
 
 

@@ -7,8 +7,10 @@ Every Grafana rule and its Prometheus mirror are generated from ``mnemo_otel.gra
 
 Each rule is an instant PromQL query (refId ``A``) whose value is compared with a threshold. The
 query measures; it never compares, so dashboards, promtool tests and the end-to-end test can reuse
-it. Annotations are Grafana templates (``$values.A.Value``, ``$labels``): they stay unbraced because
-Grafana expands ``${...}`` in provisioned annotations and ``$VAR`` in labels.
+it. Annotations are Grafana templates (``$values``, ``$labels``): they stay unbraced because Grafana
+expands ``${...}`` in provisioned annotations and ``$VAR`` in labels. A value or a series label is
+read only inside ``{{ with }}`` (:func:`measured`): on an evaluation error or NoData both are absent,
+and a template that fails is sent as its raw text.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ __all__ = (
     "RULES",
     "RULE_FOLDER",
     "RULE_GROUP",
+    "UNKNOWN",
     "AlertSpec",
     "CollectorMetrics",
     "PanelId",
     "Severity",
     "current_or_last",
+    "measured",
     "number",
 )
 
@@ -88,6 +92,17 @@ ATTR_FLEET_HOST = names.ATTR_FLEET_HOST.replace(".", "_")
 PER_HOST: Final = "service_instance_id"
 """The label of ``service.instance.id`` (the host id): every per-process alert fires per host."""
 _ON_HOST = "{{ with $labels.service_instance_id }} on {{ . }}{{ end }}"
+UNKNOWN: Final = "is unknown: the query failed or returned no data."
+"""How a summary ends when there is no value to show (the notification gives the state reason)."""
+
+
+def measured(known: str, unknown: str) -> str:
+    """``known`` (which reads the query's value as ``.Value``) when there is a value, else ``unknown``.
+
+    Grafana evaluates annotations with ``$values`` empty on an evaluation error or NoData; a function
+    given the missing ``$values.A.Value`` then fails and the raw template text is sent, so the value
+    is read only inside ``with``, and the other branch says it is unknown."""
+    return f"{{{{ with $values.A }}}}{known}{{{{ else }}}}{unknown}{{{{ end }}}}"
 
 
 class Severity(StrEnum):
@@ -212,11 +227,12 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Alerting",
         severity=Severity.CRITICAL,
         panel=PanelId.HEARTBEAT_AGE,
-        summary=(
-            "{{ if gt $values.A.Value 1e8 }}No importer heartbeat"
+        summary=measured(
+            "{{ if gt .Value 1e8 }}No importer heartbeat"
             "{{ with $labels.service_instance_id }} from {{ . }}{{ end }} for over an hour."
             f"{{{{ else }}}}The importer work loop{_ON_HOST} last made progress "
-            "{{ humanizeDuration $values.A.Value }} ago.{{ end }}"
+            "{{ humanizeDuration .Value }} ago.{{ end }}",
+            f"The importer heartbeat age{_ON_HOST} {UNKNOWN} Is Prometheus up?",
         ),
         description=(
             "The heartbeat is the Unix time the work loop last made progress. A live loop beats at "
@@ -249,9 +265,9 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.BACKLOG_AGE,
-        summary=(
-            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being "
-            f"imported{_ON_HOST}."
+        summary=measured(
+            f"Transcript lines have waited {{{{ humanizeDuration .Value }}}} without being imported{_ON_HOST}.",
+            f"How long transcript lines have waited for import{_ON_HOST} {UNKNOWN}",
         ),
         description=(
             "backlog.oldest_age is the age of the oldest complete line not yet committed; it is 0 when "
@@ -274,9 +290,9 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.BACKLOG_AGE,
-        summary=(
-            "Transcript lines have waited {{ humanizeDuration $values.A.Value }} without being "
-            f"imported{_ON_HOST}."
+        summary=measured(
+            f"Transcript lines have waited {{{{ humanizeDuration .Value }}}} without being imported{_ON_HOST}.",
+            f"How long transcript lines have waited for import{_ON_HOST} {UNKNOWN}",
         ),
         description="The import gap has lasted over an hour: history is at risk if it is not fixed.",
         runbook=(
@@ -296,9 +312,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.FAILURES,
-        summary=(
-            '{{ printf "%.0f" $values.A.Value }} import attempts failed with '
-            f"{{{{ $labels.error_type }}}}{_ON_HOST} in the last 5 minutes, for over 10 minutes now."
+        summary=measured(
+            '{{ printf "%.0f" .Value }} import attempts failed{{ with $labels.error_type }} with '
+            f"{{{{ . }}}}{{{{ end }}}}{_ON_HOST} in the last 5 minutes, for over 10 minutes now.",
+            f"The number of failed imports{_ON_HOST} {UNKNOWN}",
         ),
         description=(
             "Imports keep failing and are being retried with backoff; nothing is lost yet. A burst "
@@ -321,9 +338,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.QUARANTINE,
-        summary=(
-            '{{ printf "%.0f" $values.A.Value }} transcript lines were quarantined '
-            f"({{{{ $labels.error_type }}}}){_ON_HOST} in the last hour."
+        summary=measured(
+            '{{ printf "%.0f" .Value }} transcript lines were quarantined'
+            f"{{{{ with $labels.error_type }}}} ({{{{ . }}}}){{{{ end }}}}{_ON_HOST} in the last hour.",
+            f"The number of quarantined lines{_ON_HOST} {UNKNOWN}",
         ),
         description="Lines that are not JSON objects go to mnemo.quarantine with their raw bytes.",
         runbook=(
@@ -343,7 +361,10 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.CRITICAL,
         panel=PanelId.DB_UP,
-        summary=f"The importer{_ON_HOST} cannot use PostgreSQL: its last database operation failed.",
+        summary=measured(
+            f"The importer{_ON_HOST} cannot use PostgreSQL: its last database operation failed.",
+            f"Whether the importer{_ON_HOST} can use PostgreSQL {UNKNOWN}",
+        ),
         description="Imports are paused and retried; data waits in the transcript files meanwhile.",
         runbook=(
             "Check `docker compose ps postgres`, its logs and free disk; the importer resumes by "
@@ -365,9 +386,9 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.MEMORY,
-        summary=(
-            f"Importer memory{_ON_HOST} grew by {{{{ humanize1024 $values.A.Value }}}}B over 3 hours "
-            "(hourly averages)."
+        summary=measured(
+            f"Importer memory{_ON_HOST} grew by {{{{ humanize1024 .Value }}}}B over 3 hours (hourly averages).",
+            f"The importer's memory growth{_ON_HOST} {UNKNOWN}",
         ),
         description="Memory should stay flat while streaming transcripts; steady growth means a leak.",
         runbook="Note the growth rate, then restart the importer; attach the memory panel to a bug report.",
@@ -384,7 +405,11 @@ RULES: Final[tuple[AlertSpec, ...]] = (
         exec_err="Error",
         severity=Severity.WARNING,
         panel=PanelId.DISK,
-        summary=f"Volume {{{{ $labels.mnemo_volume }}}}{_ON_HOST} is {{{{ humanizePercentage $values.A.Value }}}} full.",
+        summary=measured(
+            f"Volume{{{{ with $labels.mnemo_volume }}}} {{{{ . }}}}{{{{ end }}}}{_ON_HOST} is "
+            "{{ humanizePercentage .Value }} full.",
+            f"How full the importer's volumes are{_ON_HOST} {UNKNOWN}",
+        ),
         description="A full data volume stops PostgreSQL; a full watched volume stops the transcript writer.",
         runbook="Free space or grow the volume; never delete transcripts that are not yet imported.",
     ),

@@ -2,7 +2,8 @@
 
 These are the rules the replay relies on; each test states one Grafana behaviour that differs from,
 or could be mistaken for, Prometheus's: NaN alerts, missing series linger two evaluations,
-keepFiringFor is a Recovering state, no-data and error states apply to every existing instance.
+keepFiringFor is a Recovering state, no-data and error states apply to every existing instance, and
+what a failing or empty evaluation sends (renamed, with its state reason).
 """
 
 from __future__ import annotations
@@ -116,6 +117,32 @@ def test_error__execerrstate_error_or_alerting() -> None:
         ["a"],
         ["a"],
         ["a"],
+    ]
+
+
+def _sent(rule: Rule, outcomes: Sequence[ConditionOutcome | None]) -> list[tuple[dict[str, str], str]]:
+    state = RuleState(rule)
+    for tick, outcome in enumerate(outcomes):
+        state.advance(tick * rule.interval_ms, outcome)
+    return [(dict(sent.labels), sent.reason) for sent in state.sent()]
+
+
+def test_sent__error_and_nodata_instances_are_renamed_and_keep_the_rule_in_rulename() -> None:
+    renamed = {"rulename": "T", "severity": "critical"}
+    assert _sent(_rule(for_ms=0), [None]) == [({"alertname": "DatasourceError", **renamed}, "Error")]
+    assert _sent(_rule(for_ms=0), [NO]) == [({"alertname": "DatasourceNoData", **renamed}, "")]
+
+
+def test_sent__alerting_from_an_error_or_no_data_keeps_the_name_and_says_why() -> None:
+    rule = _rule(for_ms=0, exec_err_state="Alerting", no_data_state="Alerting")
+    own = {"alertname": "T", "severity": "critical"}
+    assert _sent(rule, [None]) == [(own, "Error")]
+    assert _sent(rule, [NO]) == [(own, "NoData")]
+    assert _sent(rule, [_alerting("a")]) == [({**own, "host": "a"}, "")]
+    keep_last = _rule(for_ms=0, no_data_state="KeepLast")
+    assert _sent(keep_last, [_alerting("a"), NO]) == [({**own, "host": "a"}, "")]
+    assert _sent(dataclasses.replace(keep_last, for_ms=MIN), [_alerting("a"), NO]) == [
+        ({**own, "host": "a"}, "NoData, KeepLast")
     ]
 
 

@@ -208,17 +208,18 @@ class TestNotifications:
         assert seconds(critical["repeat_interval"]) < seconds(warning["repeat_interval"])
 
     def test_messages__use_templates_that_are_defined(self) -> None:
-        (template,) = load(PROVISIONING / "alerting" / "templates.yaml")["templates"]
-        defined = set(re.findall(r'{{ define "([^"]+)" }}', template["template"]))
+        templates = load(PROVISIONING / "alerting" / "templates.yaml")["templates"]
+        text = "".join(template["template"] for template in templates)
+        defined = set(re.findall(r'{{ define "([^"]+)" }}', text))
         used = {
             name
-            for value in strings(_all_contact_points())
+            for value in [*strings(_all_contact_points()), text]
             for name in re.findall(r'{{ template "([^"]+)"', value)
         }
         assert used and used <= defined
-        text = template["template"]
-        opened = len(re.findall(r"{{ (?:define|if|range) ", text))
-        assert opened == text.count("{{ end }}")
+        for template in templates:
+            opened = len(re.findall(r"{{ (?:define|if|range|with) ", template["template"]))
+            assert opened == template["template"].count("{{ end }}"), template["name"]
         assert "DashboardURL" in text and "StartsAt" in text
 
 

@@ -1,12 +1,15 @@
-"""Every rule links to its own section of the repository's runbook, and the link's base is a render choice."""
+"""Every rule links to its own section of the runbook: by default its panel of the runbook dashboard
+Grafana is provisioned with (a path inside Grafana), or a published copy chosen at render time."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from mnemo_otel.grafana import RULES
 from mnemo_otel.grafana.render import Options, render_all
@@ -33,16 +36,53 @@ def _rules() -> list[dict[str, Any]]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-def test_every_provisioned_rule__links_to_its_runbook_section() -> None:
+def _provisioned_dashboards() -> dict[str, dict[str, Any]]:
+    """Every dashboard Grafana loads (the provider's folder is grafana/dashboards), by uid."""
+    loaded = [
+        json.loads(path.read_text(encoding="utf-8")) for path in (GRAFANA_DIR / "dashboards").glob("*.json")
+    ]
+    return {dashboard["uid"]: dashboard for dashboard in loaded}
+
+
+def _follow(url: str) -> dict[str, Any]:
+    """The panel a Grafana path ``/d/<uid>/<slug>?viewPanel=panel-<id>`` opens."""
+    parts = urlsplit(url)
+    assert not parts.scheme and not parts.netloc, f"{url} must stay inside Grafana"
+    match = re.fullmatch(r"/d/([\w-]+)(?:/[\w-]+)?", parts.path)
+    assert match, url
+    dashboard = _provisioned_dashboards()[match.group(1)]
+    (view,) = parse_qs(parts.query)["viewPanel"]
+    key = view.removeprefix("panel-")
+    (panel,) = [panel for panel in dashboard["panels"] if str(panel["id"]) == key]
+    return dict(panel)
+
+
+def _text(markdown: str) -> str:
+    """Section text as compared: links inside the runbook become links inside the dashboard."""
+    return re.sub(r"\]\([^)]*\)", "]()", markdown).strip()
+
+
+def test_every_provisioned_rule__links_to_its_runbook_section_inside_grafana() -> None:
     sections = _sections()
     rules = _rules()
     assert len(rules) == len(RULES)
     for rule in rules:
-        url = rule["annotations"]["runbook_url"]
-        base, _, anchor = url.partition("#")
-        assert (REPO / base).resolve() == RUNBOOK, url
-        assert anchor == _slug(rule["title"]), url
-        assert anchor in sections, f"no runbook section for {rule['title']}"
+        panel = _follow(rule["annotations"]["runbook_url"])
+        assert panel["title"] == rule["title"]
+        assert panel["type"] == "text" and panel["options"]["mode"] == "markdown"
+        section = sections[_slug(rule["title"])]
+        assert _text(panel["options"]["content"]) == _text(section), rule["title"]
+
+
+def test_runbook_dashboard__holds_every_section_and_its_own_links_resolve() -> None:
+    (dashboard,) = [d for d in _provisioned_dashboards().values() if d["title"] == "Mnemo runbook"]
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    headings = re.findall(r"^## (.+)$", RUNBOOK.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert titles == ["Mnemo runbook", *headings]
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(titles)
+    for panel in dashboard["panels"]:
+        for url in re.findall(r"\]\((/d/[^)]*)\)", panel["options"]["content"]):
+            assert _follow(url)["type"] == "text", url
 
 
 def test_every_rule_section__says_what_it_means_and_how_to_confirm_fix_and_silence() -> None:
