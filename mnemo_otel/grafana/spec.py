@@ -1,7 +1,7 @@
 """The alert spec's vocabulary and the importer's own rules (``RULES``).
 
 The telemetry pipeline's rules are in ``pipeline.py``, the SLO rules in ``slo.py``, the archive's in
-``archive.py``.
+``archive.py``, the second witness's in ``witness.py``.
 
 Every Grafana rule and its Prometheus mirror are generated from ``mnemo_otel.grafana.rules.ALL_RULES``.
 
@@ -126,6 +126,8 @@ class PanelId(IntEnum):
     PIPELINE = 23
     AVAILABILITY = 50
     IMPORT_SUCCESS = 52
+    LINES_LOST = 54
+    WITNESS_HEARD = 57
     ARCHIVE_MISSING = 60
     SCRUB_AGE = 61
     SOURCE_LOST = 62

@@ -39,6 +39,8 @@ SERIES = {
     "exporter": "otlp/tempo",
     "signal": "traces",
     "burn_windows": "1h/5m",
+    "mnemo_witness_host": "laptop-c",
+    "mnemo_archiver": "none",
 }
 """Every label a rule's query may keep (extra ones are harmless to a template)."""
 
