@@ -37,8 +37,8 @@ class RunningWitness:
 
 
 @contextmanager
-def running_witness(dsn: str, log: Path, **extra: str) -> Iterator[RunningWitness]:
-    port = free_port()
+def running_witness(dsn: str, log: Path, port: int | None = None, **extra: str) -> Iterator[RunningWitness]:
+    port = port or free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [*CLI, "witness"], cwd=REPO, env=witness_env(dsn, port, **extra), stdout=out, stderr=out

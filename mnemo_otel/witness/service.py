@@ -44,8 +44,11 @@ class Witness:
     async def reconcile(self) -> None:
         async with translate_errors(), self.sink.connection() as conn:
             lags = await store.reconcile(conn)
-            self.state.unarchived = await store.unarchived_by_host(conn, self.settings.grace_seconds)
+            missing = await store.unarchived_by_host(conn, self.settings.grace_seconds)
             self.state.last_heard = {row["host"]: row["at"] for row in await conn.fetch(_LAST_HEARD)}
+        # Every host heard reports, 0 included: a gap closing must show as 0, not as a series that
+        # stops (Prometheus would hold its last value for minutes, and the alert with it).
+        self.state.unarchived = {host: 0 for host in self.state.last_heard} | missing
         self.telemetry.archived(lags)
         if any(self.state.unarchived.values()):
             logger.warning(
