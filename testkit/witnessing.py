@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +37,14 @@ class RunningWitness:
 
 
 @contextmanager
-def running_witness(dsn: str, log: Path, port: int | None = None, **extra: str) -> Iterator[RunningWitness]:
+def running_witness(
+    dsn: str, log: Path, port: int | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[RunningWitness]:
+    """``mnemo-otel witness`` on ``port`` (a free one by default), its settings moved by ``env``."""
     port = port or free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [*CLI, "witness"], cwd=REPO, env=witness_env(dsn, port, **extra), stdout=out, stderr=out
+            [*CLI, "witness"], cwd=REPO, env=witness_env(dsn, port, **(env or {})), stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
 

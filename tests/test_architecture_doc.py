@@ -16,7 +16,9 @@ _ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+) \| (\w+) \| `([^`]+)` \|$")
 
 def test_telemetry_table__lists_exactly_the_contract_metrics() -> None:
     rows = {m.group(1): m.groups()[1:] for m in map(_ROW.match, DOC.read_text().splitlines()) if m}
-    expected = {m.name: (m.unit, m.kind.value, m.prometheus) for m in names.METRICS}
+    expected = {
+        m.name: (m.unit, m.kind.value, m.prometheus) for m in (*names.METRICS, *names.WITNESS_METRICS)
+    }
     missing = sorted(set(expected) - set(rows))
     assert not missing, f"add rows for {missing} to the telemetry table in docs/ARCHITECTURE.md"
     assert sorted(set(rows) - set(expected)) == [], "the table names metrics that names.py does not"

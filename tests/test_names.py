@@ -4,7 +4,7 @@ from mnemo_otel.telemetry import names
 
 
 def test_metric_names__are_unique_and_translate_like_the_collector() -> None:
-    otel = [m.name for m in names.METRICS]
+    otel = [m.name for m in (*names.METRICS, *names.WITNESS_METRICS)]
     assert len(otel) == len(set(otel))
     assert names.HEARTBEAT.prometheus == "mnemo_importer_heartbeat_timestamp_seconds"
     assert names.ENTRIES_IMPORTED.prometheus == "mnemo_importer_entries_imported_total"
@@ -16,3 +16,5 @@ def test_metric_names__are_unique_and_translate_like_the_collector() -> None:
     assert names.VERIFY_INTERVAL.prometheus == "mnemo_importer_verify_interval_seconds"
     assert names.SOURCE_LOST.prometheus == "mnemo_importer_source_lost_bytes_total"
     assert names.SOURCE_RETENTION.prometheus == "mnemo_importer_source_retention_seconds"
+    assert names.WITNESS_UNARCHIVED.prometheus == "mnemo_witness_unarchived"
+    assert names.WITNESS_LAG.prometheus == "mnemo_witness_lag_seconds"

@@ -31,6 +31,7 @@ __all__ = (
     "SERVICE_NAMESPACE",
     "SERVICE_NAME_DEFAULT",
     "SPAN_IMPORT",
+    "WITNESS_METRICS",
     "WITNESS_UNKNOWN_HOST",
     "MetricKind",
     "MetricName",
@@ -331,6 +332,9 @@ METRICS: Final[tuple[MetricName, ...]] = (
     SOURCE_LOST,
     SOURCE_RETENTION,
     RESTORE_INEXACT,
+)
+# The witness's own (a separate process, `mnemo-otel witness`): not exported by the importer.
+WITNESS_METRICS: Final[tuple[MetricName, ...]] = (
     WITNESS_EVENTS,
     WITNESS_UNARCHIVED,
     WITNESS_LAG,

@@ -78,12 +78,14 @@ def stack(tmp_path: Path, database_url: str) -> Iterator[Stack]:
             database_url,
             tmp_path / "witness.log",
             witness_port,
-            MNEMO_WITNESS__TOKEN=TOKEN,
-            MNEMO_HOST_ID="witness-host",
-            OTEL_SDK_DISABLED="false",
-            OTEL_EXPORTER_OTLP_ENDPOINT=collector.otlp_http_url,
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_METRIC_EXPORT_INTERVAL="500",
+            {
+                "MNEMO_WITNESS__TOKEN": TOKEN,
+                "MNEMO_HOST_ID": "witness-host",
+                "OTEL_SDK_DISABLED": "false",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http_url,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            },
         ) as witness,
     ):
         yield Stack(collector, witness, prometheus)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import subprocess
 import sys
 import urllib.error
@@ -14,44 +13,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from testkit import free_port, http_get, wait_for
+from mnemo_otel.telemetry import names
+from testkit import wait_for, witnessing
 from testkit.claude_events import claude_event, export
-from testkit.importing import clean_env, entry
+from testkit.importing import entry
+from testkit.otlp_sink import running_sink
 from testkit.postgres_server import PostgresServer
 from testkit.sql import scalar
+from testkit.witnessing import witness_env, witness_status
+from tests.telemetry.daemon import metric_units
 
 CLI = [sys.executable, "-m", "mnemo_otel"]
 
 
-def _env(dsn: str, port: int, **extra: str) -> dict[str, str]:
-    return clean_env(
-        MNEMO_DATABASE_URL=dsn,
-        MNEMO_WITNESS__PORT=str(port),
-        MNEMO_WITNESS__INTERVAL_SECONDS="0.2",
-        MNEMO_WITNESS__GRACE_SECONDS="0",
-        MNEMO_RETRY__MAX_SECONDS="1",
-        OTEL_SDK_DISABLED="true",
-        **extra,
-    )
+GRACE_NONE = {"MNEMO_WITNESS__GRACE_SECONDS": "0"}  # missing at once: a test waits on nothing
+
+
+def _env(dsn: str, port: int) -> dict[str, str]:
+    return witness_env(dsn, port, **GRACE_NONE)
 
 
 @contextmanager
 def running_witness(dsn: str, log: Path, **extra: str) -> Iterator[str]:
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen([*CLI, "witness"], env=_env(dsn, port, **extra), stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def listening() -> bool | None:
-            assert proc.poll() is None, log.read_text()  # it exited: say why at once
-            return http_get(f"{url}/healthz")[0] == 200 or None
-
-        wait_for(listening, timeout=60, what="the witness to listen")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with witnessing.running_witness(dsn, log, env={**GRACE_NONE, **extra}) as witness:
+        yield witness.url
 
 
 def post(
@@ -68,17 +53,7 @@ def post(
 
 
 def status(dsn: str, *args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [*CLI, "witness", "status", "--json", *args],
-        env=_env(dsn, 0),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip().startswith("{") else {
-        "stderr": done.stderr
-    }
+    return witness_status(dsn, *args, **GRACE_NONE)
 
 
 def test_an_export_is_recorded_once_however_often_it_is_sent(database_url: str, tmp_path: Path) -> None:
@@ -187,3 +162,32 @@ def test_an_older_client_without_message_uuid_is_checked_by_its_prompt_id(
     assert imported.returncode == 0, imported.stderr
     code, report = status(database_url)
     assert (code, report["archived"], report["unarchived"]) == (0, 1, 0)
+
+
+def test_the_witness_exports_each_of_its_metrics(
+    database_url: str, tmp_path: Path, transcripts: Path
+) -> None:
+    (transcripts / "S.jsonl").write_bytes(entry("u1", session="S"))
+    imported = subprocess.run(
+        [*CLI, "import", str(transcripts)],
+        env=_env(database_url, 0),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    body = export([claude_event("user_prompt", "S", message_uuid="u1")]).SerializeToString()
+    with running_sink() as sink:
+        otel = {
+            "OTEL_SDK_DISABLED": "false",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_METRIC_EXPORT_INTERVAL": "300",
+        }
+        with running_witness(database_url, tmp_path / "w.log", **otel) as url:
+            assert post(url, body)[0] == 200
+            expected = {m.name for m in names.WITNESS_METRICS}
+            wait_for(
+                lambda: expected <= set(metric_units(sink)) or None, timeout=30, what="every witness metric"
+            )
+            assert set(metric_units(sink)) & {m.name for m in names.METRICS} == set()  # no importer's
