@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 import re
-import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,6 +22,7 @@ from .health import HealthServer
 from .importer import Importer, ImportSummary
 from .importer._concurrency import run_all
 from .settings import Settings
+from .signals import cancel_on_signal
 from .state import LoopState
 from .store import fleet
 from .store.open import open_sink
@@ -131,7 +131,8 @@ async def run_daemon(settings: Settings, roots: Sequence[Path]) -> None:
             # slow database, the loss ledger loading) is as clean as one during the import, not the
             # default action's 143. ``run_all`` lets start-up errors out as themselves (exit codes).
             await run_all(
-                partial(_cancel_on_signal, stop), partial(_serve_with_sinks, settings, roots, state, stop)
+                partial(cancel_on_signal, stop, stopping="stopping after the current batch"),
+                partial(_serve_with_sinks, settings, roots, state, stop),
             )
     finally:
         health.stop()
@@ -228,11 +229,3 @@ async def _keep_membership(sink: PostgresSink, state: LoopState) -> None:
         except StoreError as exc:
             logger.debug("fleet membership not refreshed: %s", exc)
         await anyio.sleep(FLEET_REFRESH_SECONDS)
-
-
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            logger.info("received %s; stopping after the current batch", signal.Signals(signum).name)
-            scope.cancel()
-            return

@@ -8,13 +8,14 @@ each host was last heard: the gauges report that. A database that is down only d
 from __future__ import annotations
 
 import logging
-import signal
+from functools import partial
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
 from ..errors import ConfigError, StoreError
 from ..settings import Settings
+from ..signals import cancel_on_signal
 from ..store.open import open_sink
 from ..store.postgres import PostgresSink, translate_errors
 from ..telemetry.witness import WitnessState, WitnessTelemetry
@@ -70,17 +71,9 @@ class Witness:
 async def serve_witness(settings: Settings, *, ready: anyio.Event | None = None) -> None:
     """Until SIGTERM or SIGINT: then the receiver stops and the connections close."""
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+        tasks.start_soon(partial(cancel_on_signal, tasks.cancel_scope, stopping="stopping"))
         await _serve(settings, ready)
         tasks.cancel_scope.cancel()
-
-
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            logger.info("received %s; stopping", signal.Signals(signum).name)
-            scope.cancel()
-            return
 
 
 async def _serve(settings: Settings, ready: anyio.Event | None) -> None:

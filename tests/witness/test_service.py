@@ -52,6 +52,13 @@ def post(
         return exc.code, dict(exc.headers)
 
 
+def _import(dsn: str, transcripts: Path) -> None:
+    imported = subprocess.run(
+        [*CLI, "import", str(transcripts)], env=_env(dsn, 0), capture_output=True, timeout=120, check=False
+    )
+    assert imported.returncode == 0, imported.stderr
+
+
 def status(dsn: str, *args: str) -> tuple[int, dict[str, Any]]:
     return witness_status(dsn, *args, **GRACE_NONE)
 
@@ -110,14 +117,7 @@ def test_reconciliation_and_status__a_line_witnessed_but_not_archived_is_named_u
     assert report["sessions"] == [{"session_id": "S", "count": 2}]
     assert report["hosts"]["laptop"]["imported"] is False  # Claude Code is used there, nothing archives it
     (transcripts / "S.jsonl").write_bytes(entry("u1", session="S") + entry("u2", session="S"))
-    imported = subprocess.run(
-        [*CLI, "import", str(transcripts)],
-        env=_env(database_url, 0),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert imported.returncode == 0, imported.stderr
+    _import(database_url, transcripts)
     code, report = status(database_url)
     assert (code, report["unarchived"], report["archived"]) == (0, 0, 2)
     assert report["lag_p99_seconds"] is not None
@@ -152,14 +152,7 @@ def test_an_older_client_without_message_uuid_is_checked_by_its_prompt_id(
         assert post(url, body)[0] == 200
     assert status(database_url)[0] == 5
     (transcripts / "S.jsonl").write_bytes(entry("u-old", session="S", promptId="p-old"))
-    imported = subprocess.run(
-        [*CLI, "import", str(transcripts)],
-        env=_env(database_url, 0),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert imported.returncode == 0, imported.stderr
+    _import(database_url, transcripts)
     code, report = status(database_url)
     assert (code, report["archived"], report["unarchived"]) == (0, 1, 0)
 
@@ -168,14 +161,7 @@ def test_the_witness_exports_each_of_its_metrics(
     database_url: str, tmp_path: Path, transcripts: Path
 ) -> None:
     (transcripts / "S.jsonl").write_bytes(entry("u1", session="S"))
-    imported = subprocess.run(
-        [*CLI, "import", str(transcripts)],
-        env=_env(database_url, 0),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert imported.returncode == 0, imported.stderr
+    _import(database_url, transcripts)
     body = export([claude_event("user_prompt", "S", message_uuid="u1")]).SerializeToString()
     with running_sink() as sink:
         otel = {
