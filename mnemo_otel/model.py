@@ -93,6 +93,11 @@ class Entry:
     text: str
     jsonb: bytes | None
 
+    @property
+    def written(self) -> bytes:
+        """The line as the file holds it: ``line`` with its ``\\r`` back when it had one."""
+        return self.line if self.end - self.offset - 1 == len(self.line) else self.line + b"\r"
+
 
 # -- files ----------------------------------------------------------------------------------------
 

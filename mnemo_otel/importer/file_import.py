@@ -339,13 +339,15 @@ def _quarantine_rejected(batch: Batch) -> Batch:
 
 
 def rejected_line(entry: Entry) -> BadLine:
-    """The quarantine record of a line PostgreSQL refused (also used when a repair hits one)."""
+    """The quarantine record of a line PostgreSQL refused (also used when a repair hits one): its
+    bytes as written, like every other quarantined line's, and the digest of the line proper."""
+    written = entry.written
     return BadLine(
         entry.offset,
         entry.end,
         Quarantine.REJECTED_BY_DB,
-        entry.line,
-        len(entry.line),
+        written,
+        len(written),
         hashlib.sha256(entry.line).hexdigest(),
         "PostgreSQL refused the line's data",
     )

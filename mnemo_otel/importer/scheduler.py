@@ -30,7 +30,7 @@ from ..transcripts.discovery import SIDE_DOCUMENT_MAX_BYTES, discover, side_docu
 from ..transcripts.reader import open_regular
 from . import loss
 from ._concurrency import run_all
-from .file_import import FileImporter, FileProgress
+from .file_import import FileImporter, FileProgress, file_signature
 from .loss import OnLoss
 
 __all__ = ("ImportSummary", "Importer")
@@ -94,7 +94,8 @@ class Importer:
         self._files: dict[Path, FileProgress] = {}
         # What was last reported, so each problem is logged and counted once per state, not per pass.
         self._not_regular: dict[Path, str] = {}
-        self._documents: dict[str, bytes] = {}  # side document -> digest of the version last stored
+        # side document -> (inode, size, mtime) of the version last stored
+        self._document_signatures: dict[str, tuple[int, int, int]] = {}
         self._unreadable: dict[Path, tuple[str, tuple[int, ...] | None]] = {}
         self._backlog_updated = 0.0
         self._on_loss = on_loss
@@ -246,25 +247,30 @@ class Importer:
         if not changed:
             return
         try:
-            await self.sink.store_documents(changed)
+            await self.sink.store_documents([(path, digest, body) for path, digest, body, _ in changed])
         except StoreError as exc:
             logger.warning("side documents not archived yet (%s); trying again next pass", exc)
             return
-        self._documents.update((path, digest) for path, digest, _ in changed)
+        # Stored (each version once): not read again until its file changes.
+        self._document_signatures.update((path, signature) for path, _, _, signature in changed)
 
-    def _changed_documents(self, files: list[TranscriptFile]) -> list[tuple[str, bytes, bytes]]:
+    def _changed_documents(
+        self, files: list[TranscriptFile]
+    ) -> list[tuple[str, bytes, bytes, tuple[int, int, int]]]:
+        """The side documents whose file changed since the version last stored: one ``fstat`` each
+        per pass, and a read only when inode, size or mtime moved."""
         changed = []
         for path in side_documents(files):
             try:
                 with open_regular(path) as f:
+                    signature = file_signature(os.fstat(f.fileno()))
+                    if self._document_signatures.get(str(path)) == signature:
+                        continue
                     body = f.read(SIDE_DOCUMENT_MAX_BYTES + 1)
             except OSError:
                 continue  # gone meanwhile, or unreadable: a description, not a transcript
-            if len(body) > SIDE_DOCUMENT_MAX_BYTES:
-                continue
-            digest = hashlib.sha256(body).digest()
-            if self._documents.get(str(path)) != digest:
-                changed.append((str(path), digest, body))
+            if len(body) <= SIDE_DOCUMENT_MAX_BYTES:
+                changed.append((str(path), hashlib.sha256(body).digest(), body, signature))
         return changed
 
     async def _report_unreadable(self, path: Path, exc: SourceError) -> None:

@@ -64,7 +64,6 @@ class RestoreReport:
     restored: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
-    differing: list[str] = field(default_factory=list)
     inexact: list[dict[str, str]] = field(default_factory=list)
     bytes: int = 0
 
@@ -208,9 +207,7 @@ def _tally(report: RestoreReport, path: str, placed: Placed, size: int) -> None:
         report.bytes += size
     elif placed.outcome is Outcome.UNCHANGED:
         report.unchanged.append(path)
-    else:
-        if placed.outcome is Outcome.DIFFERS:
-            report.differing.append(path)
+    else:  # a different file, or a symlink or non-regular file, in the way
         report.refused.append({"path": str(placed.target), "reason": placed.reason})
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from ..model import Batch, Quarantine
+from ..model import Batch
 
-__all__ = ("Block", "ExactBatch", "exact_batch")
+__all__ = ("Block", "ExactBatch", "entry_digests", "exact_batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def exact_batch(batch: Batch) -> ExactBatch:
     exact = ExactBatch()
     parts: list[tuple[int, bytes | None, bytes]] = []  # (offset, line without "\n" or None, digest)
     for entry in batch.entries:
-        written = entry.line if entry.end - entry.offset - 1 == len(entry.line) else entry.line + b"\r"
+        written = entry.written
         exact.entry_bodies.append(written)
         exact.entry_digests.append(hashlib.sha256(written).digest())
         parts.append((entry.offset, written, b""))
@@ -48,8 +48,6 @@ def exact_batch(batch: Batch) -> ExactBatch:
         length = bad.end - bad.offset - 1
         if len(bad.raw) == length:
             parts.append((bad.offset, bad.raw, b""))
-        elif bad.kind is Quarantine.REJECTED_BY_DB and len(bad.raw) + 1 == length:
-            parts.append((bad.offset, bad.raw + b"\r", b""))
         else:  # over the size cap: sampled only; its digest covers the whole line
             parts.append((bad.offset, None, bytes.fromhex(bad.sha256)))
     parts += [(offset, data, b"") for offset, data in batch.blanks]
@@ -71,6 +69,11 @@ def exact_batch(batch: Batch) -> ExactBatch:
         run_end = run_start + sum(map(len, run))
     _flush(exact, run_start, run)
     return exact
+
+
+def entry_digests(batch: Batch) -> list[bytes]:
+    """Each entry's sha256 as ``exact_batch`` gives it, without building the blocks."""
+    return [hashlib.sha256(entry.written).digest() for entry in batch.entries]
 
 
 def _flush(exact: ExactBatch, start: int, run: list[bytes]) -> None:

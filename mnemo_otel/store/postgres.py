@@ -24,7 +24,7 @@ from ..host import default_host_id, valid_host_id
 from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentity
 from . import _queries as q
 from . import fleet
-from ._exact import ExactBatch, exact_batch
+from ._exact import ExactBatch, entry_digests, exact_batch
 from ._fold import fold
 from ._oversize import store_in_pieces
 from .migrate import apply_migrations
@@ -214,7 +214,7 @@ class PostgresSink:
         """
         outcome = BatchOutcome()
         async with self._connection() as conn, conn.transaction():
-            await self._store_entries(conn, batch, outcome, exact_batch(batch).entry_digests)
+            await self._store_entries(conn, batch, outcome, entry_digests(batch))
             await self._store_bad_lines(conn, batch, outcome)
         return outcome
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -163,7 +162,3 @@ def _without_ids(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_ids(v) for v in node]
     return node
-
-
-def events_of(lines: list[WitnessedLine]) -> Iterator[str]:
-    return (line.event_name for line in lines)
