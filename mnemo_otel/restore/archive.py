@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-import asyncpg
-
+from ..store import block_codec
 from ..store.postgres import Conn
 from ..telemetry import names
 from ..transcripts.reader import HEAD_BYTES
@@ -23,6 +22,7 @@ from ..transcripts.reader import HEAD_BYTES
 __all__ = (
     "BEFORE_EXACT_LINES",
     "DAMAGED",
+    "ArchivedBlock",
     "ArchivedDocument",
     "ArchivedFile",
     "Rebuild",
@@ -38,7 +38,7 @@ SELECT file_id, generation, host, path, committed_offset, exact_from, head_sha25
 FROM mnemo.files WHERE host = $1 AND committed_offset > 0 ORDER BY path
 """
 _BLOCKS = """
-SELECT start_offset, end_offset, sha256, body FROM mnemo.blocks
+SELECT start_offset, end_offset, sha256, body, codec FROM mnemo.blocks
 WHERE file_id = $1 AND generation = $2 AND start_offset < $3 ORDER BY start_offset
 """
 _PIECE = """
@@ -124,10 +124,25 @@ def _selects(selector: str, path: str) -> bool:
     )
 
 
-async def archived_blocks(conn: Conn, file: ArchivedFile) -> AsyncIterator[asyncpg.Record]:
-    """The file's blocks below its checkpoint, in order (call inside a transaction)."""
+@dataclass(frozen=True, slots=True)
+class ArchivedBlock:
+    """``[start, end)`` of the file as archived; ``body`` is ``None`` when kept in pieces, and empty
+    when the stored body does not decompress to the block (damage the rebuild then names)."""
+
+    start: int
+    end: int
+    sha256: bytes
+    body: bytes | None
+
+
+async def archived_blocks(conn: Conn, file: ArchivedFile) -> AsyncIterator[ArchivedBlock]:
+    """The file's blocks below its checkpoint, in order, decompressed (call inside a transaction)."""
     async for row in conn.cursor(_BLOCKS, file.file_id, file.generation, file.committed, prefetch=_PREFETCH):
-        yield row
+        start, end, body = row["start_offset"], row["end_offset"], row["body"]
+        if body is not None:
+            body = block_codec.decompress(row["codec"], body, end - start)
+            body = b"" if body is None else body
+        yield ArchivedBlock(start, end, bytes(row["sha256"]), body)
 
 
 async def block_piece(conn: Conn, file: ArchivedFile, start: int, seq: int) -> bytes | None:

@@ -8,7 +8,7 @@ to write it, so a file is only ever written when it is known whole and right.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,11 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-import asyncpg
 
 from ..store.postgres import Conn
 from .archive import (
     DAMAGED,
+    ArchivedBlock,
     ArchivedDocument,
     ArchivedFile,
     Rebuild,
@@ -93,13 +93,12 @@ async def rebuild(conn: Conn, file: ArchivedFile) -> Rebuild:
     result = Rebuild(file)
     if result.problem is None:
         async with conn.transaction(readonly=True):
-            async for row in archived_blocks(conn, file):
-                start, end, body = row["start_offset"], row["end_offset"], row["body"]
-                if body is not None:
-                    result.add(start, end, row["sha256"], body)
-                elif result.begin(start, end, row["sha256"]):
+            async for block in archived_blocks(conn, file):
+                if block.body is not None:
+                    result.add(block.start, block.end, block.sha256, block.body)
+                elif result.begin(block.start, block.end, block.sha256):
                     seq = 0
-                    while (piece := await block_piece(conn, file, start, seq)) is not None:
+                    while (piece := await block_piece(conn, file, block.start, seq)) is not None:
                         result.piece(piece)
                         seq += 1
                     result.end()
@@ -183,14 +182,13 @@ async def _restore_one(conn: Conn, file: ArchivedFile, to: Path | None, report: 
         def chunks() -> Iterator[bytes]:
             """Runs in the writer's thread; each block is fetched on the event loop as it is needed."""
             again = Rebuild(file)
-            while (row := anyio.from_thread.run(_next_or_none, blocks)) is not None:
-                start, end, body = row["start_offset"], row["end_offset"], row["body"]
-                if body is not None:
-                    yield again.add(start, end, row["sha256"], body)
+            while (block := anyio.from_thread.run(_next_or_none, blocks)) is not None:
+                if block.body is not None:
+                    yield again.add(block.start, block.end, block.sha256, block.body)
                     continue
-                again.begin(start, end, row["sha256"])
+                again.begin(block.start, block.end, block.sha256)
                 seq = 0
-                while (piece := anyio.from_thread.run(block_piece, conn, file, start, seq)) is not None:
+                while (piece := anyio.from_thread.run(block_piece, conn, file, block.start, seq)) is not None:
                     yield again.piece(piece)
                     seq += 1
                 again.end()
@@ -211,9 +209,8 @@ def _tally(report: RestoreReport, path: str, placed: Placed, size: int) -> None:
         report.refused.append({"path": str(placed.target), "reason": placed.reason})
 
 
-async def _next_or_none(lines: Any) -> asyncpg.Record | None:
+async def _next_or_none(blocks: AsyncIterator[ArchivedBlock]) -> ArchivedBlock | None:
     try:
-        row: asyncpg.Record = await anext(lines)
+        return await anext(blocks)
     except StopAsyncIteration:
         return None
-    return row

@@ -2,8 +2,10 @@
 
 The parser hands over entries without their ``\\r`` and bad lines as raw bytes; here the batch's
 lines (blank ones too) are put back together in offset order into the bytes between the batch's
-start and end, digested now, from the source. A line over the size cap was only sampled: it gets a
-block of its own, filled from the source in pieces (``_oversize.py``).
+start and end, digested now, from the source, and compressed (``block_codec``). A line over the size
+cap was only sampled: it gets a block of its own, filled from the source in pieces (``_oversize.py``).
+Everything here is CPU work on the batch alone: the sink does it in a worker thread, before it takes
+a connection.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ import hashlib
 from dataclasses import dataclass, field
 
 from ..model import Batch
+from . import block_codec
 
 __all__ = ("Block", "ExactBatch", "entry_digests", "exact_batch")
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """``[start, end)`` of the file; ``body`` is ``None`` for a line over the size cap, whose own
-    digest (without its ``\\n``) is ``line_sha256``."""
+    """``[start, end)`` of the file; ``body`` (stored as ``codec`` says) is ``None`` for a line over the
+    size cap, whose own digest (without its ``\\n``) is ``line_sha256``."""
 
     start: int
     end: int
     sha256: bytes
     body: bytes | None
     line_sha256: bytes = b""
+    codec: str = block_codec.IDENTITY
 
 
 @dataclass(slots=True)
@@ -79,7 +83,10 @@ def entry_digests(batch: Batch) -> list[bytes]:
 def _flush(exact: ExactBatch, start: int, run: list[bytes]) -> None:
     if run:
         body = b"".join(run)
-        exact.blocks.append(Block(start, start + len(body), hashlib.sha256(body).digest(), body))
+        stored = block_codec.compress(body)
+        exact.blocks.append(
+            Block(start, start + len(body), hashlib.sha256(body).digest(), stored, codec=block_codec.ZSTD)
+        )
 
 
 def _oversize_length(batch: Batch, offset: int) -> int:

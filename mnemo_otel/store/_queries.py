@@ -50,9 +50,10 @@ RETURNING committed_offset, open_session_id, open_prompt_uuid, file_id, generati
 # a line over the size cap gets its own, filled in pieces). No ON CONFLICT: under the checkpoint's
 # row lock nothing can be there yet, and a block already there would be a bug to hear about.
 INSERT_BLOCKS: Final = """
-INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body)
-SELECT $1, $2, b.start_offset, b.end_offset, b.sha256, b.body
-FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[]) AS b(start_offset, end_offset, sha256, body)
+INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body, codec)
+SELECT $1, $2, b.start_offset, b.end_offset, b.sha256, b.body, b.codec
+FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[], $7::text[])
+     AS b(start_offset, end_offset, sha256, body, codec)
 """
 # Of the lines not newly stored as entries, those whose key was first stored with other bytes (a
 # forked session's copies name another sessionId) are kept as copies, each distinct copy once.

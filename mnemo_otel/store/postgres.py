@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
+import anyio.to_thread
 import asyncpg
 import orjson
 
@@ -165,6 +167,9 @@ class PostgresSink:
             raise CheckpointMoved(f"checkpoint moved before reset at {expected_offset}")
 
     async def commit(self, batch: Batch) -> BatchOutcome:
+        # Digests, compression and the entries' payload need only the batch: built in a worker thread
+        # (hashing and zstd release the GIL) before a connection is taken, not inside the transaction.
+        exact, entries = await anyio.to_thread.run_sync(_prepare, batch)
         async with self._connection() as conn, conn.transaction():
             locked = await conn.fetchrow(q.LOCK_FILE, batch.path, batch.root, self.host_id)
             assert locked is not None
@@ -173,9 +178,8 @@ class PostgresSink:
                     f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
                 )
             outcome = BatchOutcome()
-            exact = exact_batch(batch)
             file = (locked["file_id"], locked["generation"])
-            stored = await self._store_entries(conn, batch, outcome, exact.entry_digests)
+            stored = await self._store_entries(conn, batch, outcome, entries)
             await self._store_bad_lines(conn, batch, outcome)
             await _store_blocks(conn, batch.path, file, exact)
             copies = await _store_copies(conn, batch, file, exact, stored)
@@ -213,30 +217,21 @@ class PostgresSink:
         derived when the file was first imported.
         """
         outcome = BatchOutcome()
+        entries = await anyio.to_thread.run_sync(lambda: _EntriesPayload.of(batch, entry_digests(batch)))
         async with self._connection() as conn, conn.transaction():
-            await self._store_entries(conn, batch, outcome, entry_digests(batch))
+            await self._store_entries(conn, batch, outcome, entries)
             await self._store_bad_lines(conn, batch, outcome)
         return outcome
 
     async def _store_entries(
-        self, conn: Conn, batch: Batch, outcome: BatchOutcome, digests: list[bytes]
+        self, conn: Conn, batch: Batch, outcome: BatchOutcome, payload: _EntriesPayload
     ) -> set[int]:
-        """One INSERT of the whole batch; returns the indexes of the entries it newly stored.
-
-        ``digests[i]`` is entry ``i``'s sha256, stored with a new key so that a key coming back with
-        other bytes can be told apart (``_store_copies``).
-        """
+        """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
         if not batch.entries:
             return set()
         entries = batch.entries
-        first_index: dict[str, int] = {}
-        for index, entry in enumerate(entries):
-            first_index.setdefault(entry.key, index)
-        payload = _entries_payload(
-            [(entries[i], digests[i]) for i in map(first_index.__getitem__, sorted(first_index))]
-        )
-        rows = await conn.fetch(q.INSERT_ENTRIES, payload, batch.path, batch.trace_id, self.host_id)
-        stored = {first_index[row["key"]] for row in rows}
+        rows = await conn.fetch(q.INSERT_ENTRIES, payload.rows, batch.path, batch.trace_id, self.host_id)
+        stored = {payload.first_index[row["key"]] for row in rows}
         for index in stored:
             outcome.stored[entries[index].entry_type] += 1
         outcome.duplicates = len(entries) - len(stored)
@@ -277,6 +272,32 @@ class PostgresSink:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _EntriesPayload:
+    """``INSERT_ENTRIES``'s rows, one per distinct key (first seen wins), and each key's entry index.
+
+    Each row carries its entry's sha256, stored with a new key so that a key coming back with other
+    bytes can be told apart (``_store_copies``).
+    """
+
+    rows: bytes
+    first_index: dict[str, int]
+
+    @classmethod
+    def of(cls, batch: Batch, digests: list[bytes]) -> _EntriesPayload:
+        entries = batch.entries
+        first_index: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            first_index.setdefault(entry.key, index)
+        ordered = map(first_index.__getitem__, sorted(first_index))
+        return cls(_entries_payload([(entries[i], digests[i]) for i in ordered]), first_index)
+
+
+def _prepare(batch: Batch) -> tuple[ExactBatch, _EntriesPayload]:
+    exact = exact_batch(batch)
+    return exact, _EntriesPayload.of(batch, exact.entry_digests)
 
 
 def _entries_payload(entries: list[tuple[Entry, bytes]]) -> bytes:
@@ -356,6 +377,7 @@ async def _store_blocks(conn: Conn, path: str, file: tuple[int, int], exact: Exa
         [b.end for b in blocks],
         [b.sha256 for b in blocks],
         [b.body for b in blocks],
+        [b.codec for b in blocks],
     )
     for block in blocks:
         if block.body is None:

@@ -18,6 +18,7 @@ from typing import Final
 
 import anyio.to_thread
 
+from ..store import block_codec
 from ..store.postgres import PostgresSink, translate_errors
 from ..transcripts.reader import open_regular
 
@@ -32,7 +33,9 @@ SELECT start_offset, end_offset, sha256 FROM mnemo.blocks
 WHERE file_id = $1 AND generation = $2 AND start_offset >= $3 AND start_offset < $4
 ORDER BY start_offset LIMIT $5
 """
-_BODY: Final = "SELECT body FROM mnemo.blocks WHERE file_id = $1 AND generation = $2 AND start_offset = $3"
+_BODY: Final = (
+    "SELECT body, codec FROM mnemo.blocks WHERE file_id = $1 AND generation = $2 AND start_offset = $3"
+)
 _PAGE: Final = 1000  # blocks' digests at a time
 
 
@@ -63,7 +66,8 @@ async def find_diverged(sink: PostgresSink, paths: Sequence[str]) -> list[Diverg
             differing = await anyio.to_thread.run_sync(_differing, path, file["inode"], blocks)
             for block_start, block_end in differing:
                 async with translate_errors(), sink.connection() as conn:
-                    body = await conn.fetchval(_BODY, file["file_id"], file["generation"], block_start)
+                    row = await conn.fetchrow(_BODY, file["file_id"], file["generation"], block_start)
+                body = None if row is None or row["body"] is None else (row["body"], row["codec"])
                 found += await anyio.to_thread.run_sync(_diverged_lines, path, block_start, block_end, body)
             start = blocks[-1][1]
     return found
@@ -85,14 +89,16 @@ def _differing(path: Path, inode: int | None, blocks: list[tuple[int, int, bytes
     return differing
 
 
-def _diverged_lines(path: Path, start: int, end: int, archived: bytes | None) -> list[Diverged]:
-    """The lines of a differing block whose bytes differ (the whole block when kept in pieces)."""
+def _diverged_lines(path: Path, start: int, end: int, stored: tuple[bytes, str] | None) -> list[Diverged]:
+    """The lines of a differing block whose bytes differ (the whole block when kept in pieces, or
+    when its stored body is unreadable)."""
     try:
         with open_regular(path) as f:
             f.seek(start)
             on_disk = f.read(end - start)
     except OSError:
         return []
+    archived = None if stored is None else block_codec.decompress(stored[1], stored[0], end - start)
     if archived is None:
         return [Diverged(str(path), start)]
     diverged = []

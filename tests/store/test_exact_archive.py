@@ -12,7 +12,7 @@ import pytest
 from mnemo_otel.importer.batches import read_batch
 from mnemo_otel.model import Batch
 from mnemo_otel.settings import ImportSettings
-from mnemo_otel.store import _oversize
+from mnemo_otel.store import _oversize, block_codec
 from mnemo_otel.store.postgres import PostgresSink
 from testkit.importing import entry, import_once
 from testkit.legacy import import_before_hosts
@@ -62,8 +62,7 @@ async def test_repeats_blank_lines_and_crlf_are_lines_of_their_own(
     path = transcripts / "s1.jsonl"
     path.write_bytes(latch + latch + b"\n  \t\n" + entry("u1").replace(b"\n", b"\r\n") + latch)
     await import_once(sink, transcripts)
-    kept = await db.fetchval("SELECT string_agg(body, ''::bytea ORDER BY start_offset) FROM mnemo.blocks")
-    assert kept == path.read_bytes()
+    assert await archived_bytes(db) == path.read_bytes()
     assert await db.fetchval("SELECT count(*) FROM mnemo.entries") == 2  # one key per distinct line
 
 
@@ -158,3 +157,52 @@ async def test_a_line_over_the_size_cap_that_changed_before_its_commit_is_kept_w
     code, report = mnemo(database_url, "restore", "--check", "--json", "--host", sink.host_id)
     assert code == 5
     assert "do not match the digest" in report["inexact"][0]["reason"]
+
+
+async def archived_bytes(db: asyncpg.Connection) -> bytes:
+    """Every block's bytes, in order, as the archive gives them back."""
+    rows = await db.fetch(
+        "SELECT start_offset, end_offset, body, codec FROM mnemo.blocks ORDER BY start_offset"
+    )
+    parts = [block_codec.decompress(r["codec"], r["body"], r["end_offset"] - r["start_offset"]) for r in rows]
+    assert None not in parts
+    return b"".join(p for p in parts if p is not None)
+
+
+async def test_blocks_are_stored_compressed_by_the_importer(
+    db: asyncpg.Connection, transcripts: Path, sink: PostgresSink
+) -> None:
+    path = transcripts / "s1.jsonl"
+    path.write_bytes(b"".join(entry(f"u{i}", session="s1", text="the same words " * 20) for i in range(200)))
+    await import_once(sink, transcripts)
+    codecs = await db.fetch(
+        "SELECT codec, octet_length(body) AS stored, end_offset - start_offset AS size FROM mnemo.blocks"
+    )
+    assert [r["codec"] for r in codecs] == [block_codec.ZSTD]
+    assert codecs[0]["stored"] < codecs[0]["size"] / 4
+    assert await archived_bytes(db) == path.read_bytes()
+
+
+async def test_blocks_from_before_compression_still_restore_exactly(
+    database_url: str, db: asyncpg.Connection, transcripts: Path, sink: PostgresSink, tmp_path: Path
+) -> None:
+    """Blocks written before migration 0009 hold their bytes as they are (codec 'identity')."""
+    write_corpus(transcripts, target_bytes=60_000, seed=9)
+    await import_once(sink, transcripts)
+    for row in await db.fetch("SELECT file_id, start_offset, end_offset, body, codec FROM mnemo.blocks"):
+        raw = block_codec.decompress(row["codec"], row["body"], row["end_offset"] - row["start_offset"])
+        await db.execute(
+            "UPDATE mnemo.blocks SET body = $3, codec = 'identity' WHERE file_id = $1 AND start_offset = $2",
+            row["file_id"],
+            row["start_offset"],
+            raw,
+        )
+    code, report = mnemo(database_url, "restore", "--check", "--json", "--host", sink.host_id)
+    assert (code, report["inexact"]) == (0, []), report
+    (tmp_path / "out").mkdir()
+    code, report = mnemo(
+        database_url, "restore", "--all", "--json", "--to", str(tmp_path / "out"), "--host", sink.host_id
+    )
+    assert code == 0, report
+    for source in transcripts.rglob("*.jsonl"):
+        assert (tmp_path / "out" / source.relative_to("/")).read_bytes() == source.read_bytes()
