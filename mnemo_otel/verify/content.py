@@ -24,19 +24,19 @@ from ..transcripts.reader import open_regular
 
 __all__ = ("Diverged", "find_diverged")
 
-_FILES: Final = """
-SELECT path, file_id, generation, committed_offset, exact_from, inode FROM mnemo.files
-WHERE host = $1 AND path = ANY($2::text[]) AND committed_offset > exact_from
-"""
+# Every block digest of the host's checked files in one pass (a block is a batch: a few per file),
+# not a query per file: on an archive of many small sessions the round trips were most of the cost.
 _BLOCKS: Final = """
-SELECT start_offset, end_offset, sha256 FROM mnemo.blocks
-WHERE file_id = $1 AND generation = $2 AND start_offset >= $3 AND start_offset < $4
-ORDER BY start_offset LIMIT $5
+SELECT f.path, f.file_id, f.generation, f.inode, b.start_offset, b.end_offset, b.sha256
+FROM mnemo.files f
+JOIN mnemo.blocks b ON b.file_id = f.file_id AND b.generation = f.generation
+WHERE f.host = $1 AND f.path = ANY($2::text[]) AND f.committed_offset > f.exact_from
+  AND b.start_offset >= f.exact_from AND b.start_offset < f.committed_offset
+ORDER BY f.path, b.start_offset
 """
 _BODY: Final = (
     "SELECT body, codec FROM mnemo.blocks WHERE file_id = $1 AND generation = $2 AND start_offset = $3"
 )
-_PAGE: Final = 1000  # blocks' digests at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,32 +45,42 @@ class Diverged:
     offset: int
 
 
+@dataclass(slots=True)
+class _ArchivedFile:
+    file_id: int
+    generation: int
+    inode: int | None
+    blocks: list[tuple[int, int, bytes]]
+
+
 async def find_diverged(sink: PostgresSink, paths: Sequence[str]) -> list[Diverged]:
     """The archived lines of these files (this host's, below each checkpoint) that the disk no longer
     holds as archived. A file replaced since its import (another inode) is the importer's to re-read,
     not a divergence: it is skipped, as the scrub skips it."""
-    async with translate_errors(), sink.connection() as conn:
-        files = await conn.fetch(_FILES, sink.host_id, list(paths))
+    files: dict[str, _ArchivedFile] = {}
+    async with translate_errors(), sink.connection() as conn, conn.transaction(readonly=True):
+        async for row in conn.cursor(_BLOCKS, sink.host_id, list(paths), prefetch=10_000):
+            file = files.get(row["path"])
+            if file is None:
+                file = files[row["path"]] = _ArchivedFile(row["file_id"], row["generation"], row["inode"], [])
+            file.blocks.append((row["start_offset"], row["end_offset"], bytes(row["sha256"])))
+    differing = await anyio.to_thread.run_sync(_all_differing, files)
     found: list[Diverged] = []
-    for file in files:
-        path = Path(file["path"])
-        start = file["exact_from"]
-        while start < file["committed_offset"]:
-            async with translate_errors(), sink.connection() as conn:
-                rows = await conn.fetch(
-                    _BLOCKS, file["file_id"], file["generation"], start, file["committed_offset"], _PAGE
-                )
-            if not rows:
-                break
-            blocks = [(r["start_offset"], r["end_offset"], bytes(r["sha256"])) for r in rows]
-            differing = await anyio.to_thread.run_sync(_differing, path, file["inode"], blocks)
-            for block_start, block_end in differing:
-                async with translate_errors(), sink.connection() as conn:
-                    row = await conn.fetchrow(_BODY, file["file_id"], file["generation"], block_start)
-                body = None if row is None or row["body"] is None else (row["body"], row["codec"])
-                found += await anyio.to_thread.run_sync(_diverged_lines, path, block_start, block_end, body)
-            start = blocks[-1][1]
+    for path, block_start, block_end in differing:
+        file = files[path]
+        async with translate_errors(), sink.connection() as conn:
+            stored = await conn.fetchrow(_BODY, file.file_id, file.generation, block_start)
+        body = None if stored is None or stored["body"] is None else (stored["body"], stored["codec"])
+        found += await anyio.to_thread.run_sync(_diverged_lines, Path(path), block_start, block_end, body)
     return found
+
+
+def _all_differing(files: dict[str, _ArchivedFile]) -> list[tuple[str, int, int]]:
+    return [
+        (path, start, end)
+        for path, file in files.items()
+        for start, end in _differing(Path(path), file.inode, file.blocks)
+    ]
 
 
 def _differing(path: Path, inode: int | None, blocks: list[tuple[int, int, bytes]]) -> list[tuple[int, int]]:
