@@ -215,7 +215,7 @@ def _witness(args: argparse.Namespace, settings: Settings) -> int:
 
         report = anyio.run(partial(status_command, settings, host=args.host))
         sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
-        return EXIT_MISSING if report.unarchived else EXIT_OK
+        return EXIT_MISSING if report.missing else EXIT_OK
     from .telemetry.setup import configure_telemetry
     from .witness.service import serve_witness
 
