@@ -12,7 +12,8 @@ library only, so the hook starts in milliseconds.
   leaves no torn line; a spool at its size bound refuses new records (``SpoolFull``) rather than
   grow without limit while no daemon reads it.
 - The daemon compacts only a spool it has consumed to the end (same id, same size, under the
-  lock): nothing appended since can be lost.
+  lock): nothing appended since can be lost. One daemon reads a data dir's spool (as one owns its
+  embedded database): a second one on the same data dir would consume announcements meant for it.
 """
 
 from __future__ import annotations
