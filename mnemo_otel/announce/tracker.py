@@ -89,6 +89,7 @@ class Announcements:
         self._read_to: Position | None = None  # read into memory (maybe not recorded yet)
         self._refused: set[tuple[Path, str]] = set()
         self._signatures: dict[Path, tuple[int, int, int]] = {}
+        self._spool_broken = False
 
     # -- the spool --------------------------------------------------------------------------------
 
@@ -103,7 +104,15 @@ class Announcements:
             except StoreError as exc:
                 logger.warning("announced transcripts not loaded yet (%s); trying next pass", exc.error_type)
                 return
-        read = await anyio.to_thread.run_sync(self._read)
+        try:
+            read = await anyio.to_thread.run_sync(self._read)
+        except OSError as exc:  # an unreadable spool costs announcements' speed, never the import
+            if not self._spool_broken:
+                self._spool_broken = True
+                logger.warning("announcement spool unreadable (%s)", exc.strerror or type(exc).__name__)
+            read = None
+        else:
+            self._spool_broken = False
         if read is not None:
             self._unrecorded += read
         if not self._unrecorded:
@@ -200,8 +209,9 @@ class Announcements:
     def changed(self) -> bool:
         """Whether the spool or a watched file moved since last asked: one ``stat`` each."""
         paths = [self.spool.path]
-        for path, watched in self._watched.items():
-            paths += [path, path.parent / path.stem / "subagents", *watched.files]
+        # A copy taken at once (in C, under the GIL): the pass may add announcements meanwhile.
+        for path, watched in list(self._watched.items()):
+            paths += [path, path.parent / path.stem / "subagents", *list(watched.files)]
         moved = False
         for path in paths:
             try:

@@ -223,7 +223,12 @@ class Importer:
         """Wake the loop when the spool or an announced file changes (no file events out there)."""
         while True:
             await anyio.sleep(ANNOUNCED_POLL_SECONDS)
-            if await anyio.to_thread.run_sync(announced.changed):
+            try:
+                moved = await anyio.to_thread.run_sync(announced.changed)
+            except Exception as exc:  # noqa: BLE001 -- a failed poll costs a pass, never the loop
+                logger.debug("announced files not polled (%s)", type(exc).__name__)
+                moved = True
+            if moved:
                 self._changed.set()
 
     def _imported_to_end(self, path: Path) -> bool:

@@ -170,3 +170,15 @@ def test_normalise__resolves_the_folder_not_the_file(tmp_path: Path) -> None:
     real.mkdir()
     (tmp_path / "alias").symlink_to(real)
     assert normalise(str(tmp_path / "alias" / "x" / ".." / "s.jsonl")) == real / "s.jsonl"
+
+
+async def test_tracker__an_unreadable_spool_never_stops_the_import(
+    sink: PostgresSink, tmp_path: Path
+) -> None:
+    rig = Rig(sink, tmp_path)
+    rig.spool.directory.mkdir(parents=True)
+    rig.spool.path.mkdir()  # a folder where the spool should be
+    inside = rig.root / "s4.jsonl"
+    inside.write_bytes(transcript_line(1, "s4"))
+    await rig.a_pass()
+    assert await offsets(sink) == {str(inside): inside.stat().st_size}
