@@ -13,34 +13,33 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
-    BatchRejected,
-    CheckpointMoved,
-    ConfigError,
-    MigrationError,
-    MnemoError,
-    SourceError,
-    StoreError,
-    StoreUnavailable,
-)
-from .model import (
-    BadLine,
-    Batch,
-    BatchOutcome,
-    Checkpoint,
-    Entry,
-    FileIdentity,
-    ImportObserver,
-    Quarantine,
-    Sink,
-    TranscriptFile,
-)
-from .state import LoopState
-
 if TYPE_CHECKING:
+    from ._version import __version__
+    from .errors import (
+        BatchRejected,
+        CheckpointMoved,
+        ConfigError,
+        MigrationError,
+        MnemoError,
+        SourceError,
+        StoreError,
+        StoreUnavailable,
+    )
     from .importer import Importer, ImportSummary
+    from .model import (
+        BadLine,
+        Batch,
+        BatchOutcome,
+        Checkpoint,
+        Entry,
+        FileIdentity,
+        ImportObserver,
+        Quarantine,
+        Sink,
+        TranscriptFile,
+    )
     from .settings import Settings
+    from .state import LoopState
     from .store.postgres import PostgresSink
 
 __all__ = (
@@ -71,6 +70,24 @@ __all__ = (
 )
 
 _LAZY = {
+    # Nothing is loaded with the package: `mnemo-otel hook` runs at every session start and stop,
+    # and the package's metadata (the version) alone costs more than the hook's own work.
+    "__version__": "._version",
+    **dict.fromkeys(
+        (
+            *("BatchRejected", "CheckpointMoved", "ConfigError", "MigrationError", "MnemoError"),
+            *("SourceError", "StoreError", "StoreUnavailable"),
+        ),
+        ".errors",
+    ),
+    **dict.fromkeys(
+        (
+            *("BadLine", "Batch", "BatchOutcome", "Checkpoint", "Entry", "FileIdentity"),
+            *("ImportObserver", "Quarantine", "Sink", "TranscriptFile"),
+        ),
+        ".model",
+    ),
+    "LoopState": ".state",
     "Importer": ".importer",
     "ImportSummary": ".importer",
     "PostgresSink": ".store.postgres",
@@ -79,7 +96,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Load the importer, the PostgreSQL sink and the settings only when asked for."""
+    """Load each name (the vocabulary, the importer, the sink, the settings) only when asked for."""
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value

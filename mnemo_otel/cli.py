@@ -19,11 +19,12 @@ from dataclasses import asdict
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-
-import anyio
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, MnemoError, SourceError, StoreUnavailable
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ("main",)
 
@@ -34,7 +35,16 @@ EXIT_IN_THE_WAY = 6  # restore: a different file (or a symlink) is where a file 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["hook"]:
+        # Claude Code runs this at every session start, stop and end: before the settings model
+        # (pydantic), anyio or anything else heavy is loaded.
+        from .announce.hook import hook_main
+
+        return hook_main(arguments[1:])
+    from .settings import Settings
+
+    args = _parser().parse_args(arguments)
     try:
         # systemd credentials (LoadCredential=mnemo_database_url:...): a file per setting, so a
         # secret never sits in the unit, the environment of other processes or a command line.
@@ -77,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     health.set_defaults(handler=_health)
 
     _add_grafana(commands)
+
+    # Dispatched by main() before this parser exists (the hook must start fast); listed for --help.
+    commands.add_parser(
+        "hook",
+        help="a Claude Code hook: records the transcript it announces for the importer;"
+        " `hook --install [--settings PATH] [--dry-run]` / `--uninstall` edit Claude Code's settings.json",
+    )
 
     alert_log = commands.add_parser(
         "alert-log", help="a webhook that logs Grafana's alert notifications (the stack's default channel)"
@@ -121,6 +138,8 @@ def _add_grafana(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .daemon import run_daemon
     from .telemetry.setup import configure_telemetry
 
@@ -139,6 +158,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .daemon import import_now
     from .telemetry.setup import configure_telemetry
 
@@ -187,12 +208,14 @@ def _add_witness(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _witness(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     if args.action == "status":
         from .witness.command import status_command
 
         report = anyio.run(partial(status_command, settings, host=args.host))
         sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")
-        return EXIT_MISSING if report.unarchived else EXIT_OK
+        return EXIT_MISSING if report.missing else EXIT_OK
     from .telemetry.setup import configure_telemetry
     from .witness.service import serve_witness
 
@@ -226,6 +249,8 @@ def _add_restore(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .restore.command import check_command, restore_command
 
     if args.check:
@@ -247,6 +272,8 @@ def _restore(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .telemetry.setup import configure_telemetry
     from .verify.command import verify_command
 
@@ -320,6 +347,8 @@ def _alert_log(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .daemon import migrate_only
     from .telemetry.setup import configure_local_logging
 
@@ -330,6 +359,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .daemon import list_hosts
 
     records = anyio.run(list_hosts, settings)
@@ -348,6 +379,8 @@ def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _hosts_retire(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
     from .daemon import retire_host
 
     anyio.run(lambda: retire_host(settings, args.host_id, force=args.force))

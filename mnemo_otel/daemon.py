@@ -17,6 +17,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from .announce.spool import Spool, spool_directory
+from .announce.store import AnnouncementStore
+from .announce.tracker import Announcements
 from .errors import ConfigError, StoreError
 from .health import HealthServer
 from .importer import Importer, ImportSummary
@@ -184,6 +187,13 @@ async def _serve(
         observer=ImportTelemetry(state, volumes=_volumes(settings, roots)),
         state=state,
         on_loss=losses,
+        announced=Announcements(
+            Spool(spool_directory(settings.data_dir)),
+            AnnouncementStore(sink),
+            roots=roots,
+            state=state,
+            idle_seconds=settings.imports.announced_idle_seconds,
+        ),
     )
     watchdog = Watchdog(state, settings.watchdog.timeout_seconds)
     watchdog.start()

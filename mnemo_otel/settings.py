@@ -44,6 +44,12 @@ class ImportSettings(BaseModel):
         2, gt=0, le=8, description="Files imported at once (parsing overlaps with the database's work)."
     )
     idle_beat_seconds: float = Field(5.0, gt=0, description="Heartbeat period of the idle loop.")
+    announced_idle_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="A transcript announced by a hook is watched until its session ended, stayed idle "
+        "this long, and was imported to its end.",
+    )
 
 
 class RetrySettings(BaseModel):

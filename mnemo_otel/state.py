@@ -34,6 +34,7 @@ class LoopState:
     retention_days: float | None = None
     # The restore drill (at start, after each scrub): inexact files by kind; None until this process ran one.
     restore_inexact: Mapping[str, int] | None = None
+    announced_files: int = 0  # files Claude Code's hooks announced for the first time (this process)
 
     def beat(self) -> None:
         """Called by the work loop itself, never by a timer: a stuck loop stops beating."""
@@ -61,6 +62,9 @@ class LoopState:
 
     def drilled(self, inexact: Mapping[str, int]) -> None:
         self.restore_inexact = dict(inexact)
+
+    def announced(self, files: int) -> None:
+        self.announced_files += files
 
     def source_lost(self, lost_bytes: int, events: int = 1) -> None:
         self.source_lost_bytes += lost_bytes

@@ -139,12 +139,17 @@ def run_verify(dsn: str, root: Path) -> tuple[int, dict[str, Any]]:
 
 
 class ImporterDaemon:
-    """``mnemo-otel run ROOT`` as a subprocess that a test may SIGKILL and start again."""
+    """``mnemo-otel run ROOT`` as a subprocess that a test may SIGKILL and start again.
 
-    def __init__(self, dsn: str, root: Path, log: Path) -> None:
+    Its data dir (``MNEMO_DATA_DIR``: the hooks' spool among others) is beside its log unless
+    ``env`` says otherwise, never the user's own.
+    """
+
+    def __init__(self, dsn: str, root: Path, log: Path, **env: str) -> None:
         self.dsn = dsn
         self.root = root
         self.log = log
+        self.env = {"MNEMO_DATA_DIR": str(log.parent / f"{log.stem}-data"), **env}
         self.proc: anyio.abc.Process | None = None
 
     async def start(self) -> None:
@@ -155,7 +160,7 @@ class ImporterDaemon:
                 stdout=log,
                 stderr=log,
                 cwd=REPO,
-                env=importer_env(self.dsn, MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1"),
+                env=importer_env(self.dsn, MNEMO_IMPORTS__RESCAN_INTERVAL_SECONDS="1", **self.env),
             )
 
     async def kill(self) -> None:
@@ -177,8 +182,8 @@ class ImporterDaemon:
 
 
 @asynccontextmanager
-async def running_daemon(dsn: str, root: Path, log: Path) -> AsyncIterator[ImporterDaemon]:
-    daemon = ImporterDaemon(dsn, root, log)
+async def running_daemon(dsn: str, root: Path, log: Path, **env: str) -> AsyncIterator[ImporterDaemon]:
+    daemon = ImporterDaemon(dsn, root, log, **env)
     await daemon.start()
     try:
         yield daemon

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -26,18 +27,39 @@ from ..errors import MnemoError, NotRegularSource, SourceError, StoreError
 from ..model import BatchOutcome, DocumentSink, ImportObserver, NullObserver, Sink, TranscriptFile
 from ..settings import ImportSettings, RetrySettings
 from ..state import LoopState
-from ..transcripts.discovery import SIDE_DOCUMENT_MAX_BYTES, discover, side_documents
+from ..transcripts.discovery import SIDE_DOCUMENT_MAX_BYTES, NotRegular, discover, side_documents
 from ..transcripts.reader import open_regular
 from . import loss
 from ._concurrency import run_all
 from .file_import import FileImporter, FileProgress, file_signature
 from .loss import OnLoss
 
-__all__ = ("ImportSummary", "Importer")
+__all__ = ("AnnouncedFiles", "ImportSummary", "Importer")
 
 logger = logging.getLogger("mnemo_otel.importer")
 
 BACKLOG_REFRESH_SECONDS = 1.0  # within a pass; every pass ends with a fresh figure
+ANNOUNCED_POLL_SECONDS = 1.0  # announced files are outside the watched roots: polled, one stat each
+
+
+class AnnouncedFiles(Protocol):
+    """Transcripts named by someone else than discovery (Claude Code's hooks: ``announce/``)."""
+
+    async def refresh(self) -> None:
+        """Take the announcements made since the last pass."""
+        ...
+
+    def files(self, not_regular: NotRegular) -> list[TranscriptFile]:
+        """The announced transcripts present now (blocking: called in a worker thread)."""
+        ...
+
+    def changed(self) -> bool:
+        """Whether anything announced moved since last asked (blocking, cheap)."""
+        ...
+
+    async def settle(self, imported: Callable[[Path], bool]) -> None:
+        """After a pass: stop watching what is finished and imported to its end."""
+        ...
 
 
 @dataclass(slots=True)
@@ -83,9 +105,11 @@ class Importer:
         observer: ImportObserver | None = None,
         state: LoopState | None = None,
         on_loss: OnLoss | None = None,
+        announced: AnnouncedFiles | None = None,
     ) -> None:
         self.sink = sink
         self.roots = list(roots)
+        self.announced = announced
         self.settings = settings or ImportSettings()
         self.retry = retry or RetrySettings()
         self.retry_for = retry_for
@@ -122,6 +146,8 @@ class Importer:
             in the summary.
         """
         summary = ImportSummary()
+        if self.announced is not None:
+            await self.announced.refresh()
         files = await self._scan(summary)
         await anyio.to_thread.run_sync(self._measure, files)
         self._update_backlog()
@@ -150,6 +176,8 @@ class Importer:
         # Directories are independent: while PostgreSQL stores one file, Python parses another.
         await run_all(*[worker] * self.settings.concurrent_files)
         await self._archive_documents(files)
+        if self.announced is not None:
+            await self.announced.settle(self._imported_to_end)
         summary.pending_bytes = sum(p.pending for p in self._files.values())
         self._update_backlog()
         if summary.unreadable and not tolerate_source_errors:
@@ -164,6 +192,8 @@ class Importer:
         async with anyio.create_task_group() as tasks:
             if watch:
                 tasks.start_soon(self._watch)
+            if self.announced is not None:
+                tasks.start_soon(self._poll_announced, self.announced)
             while True:
                 self._changed = anyio.Event()
                 await self.import_once(report_tails=True, tolerate_source_errors=True)
@@ -188,6 +218,22 @@ class Importer:
                 self._changed.set()
         except Exception as exc:  # noqa: BLE001 -- any watcher failure degrades to polling; the rescan finds everything
             logger.warning("file watching stopped (%s); relying on the periodic rescan", type(exc).__name__)
+
+    async def _poll_announced(self, announced: AnnouncedFiles) -> None:
+        """Wake the loop when the spool or an announced file changes (no file events out there)."""
+        while True:
+            await anyio.sleep(ANNOUNCED_POLL_SECONDS)
+            try:
+                moved = await anyio.to_thread.run_sync(announced.changed)
+            except Exception as exc:  # noqa: BLE001 -- a failed poll costs a pass, never the loop
+                logger.debug("announced files not polled (%s)", type(exc).__name__)
+                moved = True
+            if moved:
+                self._changed.set()
+
+    def _imported_to_end(self, path: Path) -> bool:
+        progress = self._files.get(path)
+        return progress is None or (progress.backlog == 0 and progress.pending == 0)
 
     # -- one file -------------------------------------------------------------------------------
 
@@ -226,7 +272,7 @@ class Importer:
 
     async def _scan(self, summary: ImportSummary) -> list[TranscriptFile]:
         odd: dict[Path, str] = {}
-        found = await anyio.to_thread.run_sync(lambda: list(discover(self.roots, odd.__setitem__)))
+        found = await anyio.to_thread.run_sync(lambda: self._discover(odd.__setitem__))
         self.state.beat()
         for path, kind in odd.items():
             if self._not_regular.get(path) != kind:
@@ -236,6 +282,14 @@ class Importer:
                 )
         self._not_regular = odd
         summary.not_regular = len(odd)
+        return found
+
+    def _discover(self, not_regular: NotRegular) -> list[TranscriptFile]:
+        """Discovery under the roots, then the announced files it did not find (each path once)."""
+        found = list(discover(self.roots, not_regular))
+        if self.announced is not None:
+            known = {transcript.path for transcript in found}
+            found += [t for t in self.announced.files(not_regular) if t.path not in known]
         return found
 
     async def _archive_documents(self, files: list[TranscriptFile]) -> None:

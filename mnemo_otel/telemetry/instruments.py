@@ -117,6 +117,7 @@ class ImportTelemetry:
         for metric, callback in (
             (names.VERIFY_REPAIRED, self._verify_repaired),
             (names.SOURCE_LOST, self._source_lost),
+            (names.ANNOUNCED, self._announced),
         ):
             meter.create_observable_counter(metric.name, [callback], metric.unit, metric.description)
 
@@ -218,6 +219,9 @@ class ImportTelemetry:
 
     def _source_lost(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self._state.source_lost_bytes)
+
+    def _announced(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._state.announced_files)
 
     def _retention(self, options: CallbackOptions) -> Iterable[Observation]:
         if self._state.retention_days is not None:

@@ -279,6 +279,13 @@ RESTORE_INEXACT: Final = _metric(
     "restore drill found (absent until the first drill of this process).",
 )
 
+ANNOUNCED: Final = _metric(
+    "mnemo.importer.announced",
+    "{file}",
+    MetricKind.COUNTER,
+    "Transcripts Claude Code's hooks announced for the first time (mnemo-otel hook), wherever they are.",
+)
+
 WITNESS_EVENTS: Final = _metric(
     "mnemo.witness.events",
     "{event}",
@@ -332,6 +339,7 @@ METRICS: Final[tuple[MetricName, ...]] = (
     SOURCE_LOST,
     SOURCE_RETENTION,
     RESTORE_INEXACT,
+    ANNOUNCED,
 )
 # The witness's own (a separate process, `mnemo-otel witness`): not exported by the importer.
 WITNESS_METRICS: Final[tuple[MetricName, ...]] = (

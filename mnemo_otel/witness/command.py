@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..announce.store import announced_status
 from ..settings import Settings
 from ..store.open import open_sink
 from ..store.postgres import translate_errors
@@ -15,6 +16,8 @@ async def status_command(settings: Settings, *, host: str | None) -> WitnessStat
     try:
         async with translate_errors(), sink.connection() as conn:
             await reconcile(conn)  # the answer is as of now, not as of the service's last pass
-            return await status(conn, settings.witness.grace_seconds, host)
+            report = await status(conn, settings.witness.grace_seconds, host)
+            report.announced = await announced_status(conn, settings.witness.grace_seconds, host)
+            return report
     finally:
         await sink.aclose()

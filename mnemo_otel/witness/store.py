@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..announce.store import AnnouncedStatus
 from ..store.postgres import Conn
 from .events import Heard
 
@@ -111,6 +112,13 @@ class WitnessStatus:
     lag_p99_seconds: float | None = None
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: list[dict[str, Any]] = field(default_factory=list)
+    announced: AnnouncedStatus = field(default_factory=AnnouncedStatus)
+    """Transcripts Claude Code's hooks announced (``mnemo-otel hook``), and which are not archived."""
+
+    @property
+    def missing(self) -> bool:
+        """Anything the archive lacks: a witnessed line, or an announced file."""
+        return bool(self.unarchived or self.announced.not_archived)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +129,7 @@ class WitnessStatus:
             "lag_p99_seconds": self.lag_p99_seconds,
             "hosts": self.hosts,
             "sessions": self.sessions,
+            "announced": self.announced.as_dict(),
         }
 
     def summary(self) -> str:
@@ -139,6 +148,16 @@ class WitnessStatus:
                 f"  {name}: witnessed {figures['witnessed']}, unarchived {figures['unarchived']}{archived_by}"
             )
         lines += [f"  unarchived in session {s['session_id']}: {s['count']}" for s in self.sessions]
+        announced = self.announced
+        lines.append(
+            f"announced {announced.announced} transcript(s) by hooks: archived {announced.archived},"
+            f" not archived {announced.not_archived}"
+        )
+        lines += [
+            f"  not archived: {f['path']} (session {f['session_id']}"
+            + (f", refused: {f['refused']})" if f["refused"] else ")")
+            for f in announced.files
+        ]
         return "\n".join(lines)
 
 

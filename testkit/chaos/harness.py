@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -208,11 +209,14 @@ async def _table_exists(conn: asyncpg.Connection) -> bool:
 
 def importer_env(dsn: str, **extra: str) -> dict[str, str]:
     """The importer's environment: fast retries, no tail reports (a clean run never makes one), no
-    telemetry export and no fixed health port (neither is under test here)."""
+    telemetry export and no fixed health port (neither is under test here). Its data dir is the
+    tests' own (stable across restarts, one loss journal per database), never the user's: a test
+    daemon must not consume the spool of the user's own hooks."""
     env = clean_env()
     env.update(
         {
             "MNEMO_DATABASE_URL": dsn,
+            "MNEMO_DATA_DIR": str(Path(tempfile.gettempdir()) / f"mnemo-otel-tests-{os.getuid()}"),
             "MNEMO_RETRY__INITIAL_SECONDS": "0.1",
             "MNEMO_RETRY__MAX_SECONDS": "1",
             "MNEMO_IMPORTS__TAIL_GRACE_SECONDS": "86400",
