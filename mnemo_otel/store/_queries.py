@@ -17,43 +17,61 @@ from typing import Final
 # First seen wins: of a key repeated within the batch, the client sends the first line only. Rows go
 # in key order (code-point order, the same on every client): importers on several hosts that store
 # the same lines (a session resumed on two machines, a synced home directory) then wait on each
-# other's keys in one global order, never in a cycle, so they cannot deadlock. The host is the last
-# parameter of every statement that has one.
-INSERT_ENTRIES: Final = """
-INSERT INTO mnemo.entries AS e
+# other's keys in one global order, never in a cycle, so they cannot deadlock.
+_ENTRY_COLUMNS = """
     (key, entry_type, uuid, parent_uuid, session_id, ts, source_offset, line_sha256, raw, data, source_path,
-     import_trace_id, source_host)
+     import_trace_id, source_host)"""
+
+
+def _entry_rows(payload: str, path: str, trace_id: str, host: str, where: str = "") -> str:
+    """The rows of a batch's payload parameter, for ``INSERT INTO mnemo.entries``."""
+    return f"""
 SELECT r.row->>0, r.row->>1, r.row->>2, r.row->>3, r.row->>4,
        'epoch'::timestamptz + ((r.row->>5)::bigint / 1000000) * interval '1 second'
            + ((r.row->>5)::bigint % 1000000) * interval '1 microsecond',
        (r.row->>6)::bigint, decode(r.row->>7, 'hex'),
-       r.row->>8, r.row->9, $2, $3, $4
-FROM jsonb_array_elements(convert_from($1::bytea, 'UTF8')::jsonb) WITH ORDINALITY AS r(row, ord)
+       r.row->>8, r.row->9, {path}, {trace_id}, {host}
+FROM jsonb_array_elements(convert_from({payload}::bytea, 'UTF8')::jsonb) WITH ORDINALITY AS r(row, ord)
+{where}
 ORDER BY r.ord
 ON CONFLICT (key) DO NOTHING
-RETURNING e.key
+RETURNING e.key"""
+
+
+INSERT_ENTRIES: Final = (
+    f"INSERT INTO mnemo.entries AS e {_ENTRY_COLUMNS} {_entry_rows('$1', '$2', '$3', '$4')}"
+)
+
+# A batch's first round trip: lock the file's row (creating it on first sight), then, only if the
+# checkpoint is where the batch starts, store its entries and its exact bytes. One statement instead of
+# three: for a catch-up of many small sessions the round trips cost more than the rows. The entries and
+# blocks read the locked row, so the lock is taken before any key (the order that keeps importers of
+# one file from deadlocking). On a moved checkpoint nothing is written and the caller rolls back.
+# Returned: the locked row, and the keys this batch stored first.
+LOCK_AND_STORE: Final = f"""
+WITH locked AS (
+    INSERT INTO mnemo.files AS f (path, root, host) VALUES ($1, $2, $3)
+    ON CONFLICT (host, path) DO UPDATE SET root = f.root
+    RETURNING committed_offset, open_session_id, open_prompt_uuid, file_id, generation
+), blocks AS (
+    INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body, codec)
+    SELECT l.file_id, l.generation, b.start_offset, b.end_offset, b.sha256, b.body, b.codec
+    FROM locked l,
+         unnest($7::bigint[], $8::bigint[], $9::bytea[], $10::bytea[], $11::text[])
+         AS b(start_offset, end_offset, sha256, body, codec)
+    WHERE l.committed_offset = $4
+), stored AS (
+    INSERT INTO mnemo.entries AS e {_ENTRY_COLUMNS}
+    {_entry_rows("$5", "$1", "$6", "$3", "WHERE (SELECT committed_offset FROM locked) = $4")}
+)
+SELECT l.committed_offset, l.open_session_id, l.open_prompt_uuid, l.file_id, l.generation,
+       ARRAY(SELECT key FROM stored) AS stored_keys
+FROM locked l
 """
 
 SELECT_CHECKPOINT: Final = """
 SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
 FROM mnemo.files WHERE path = $1 AND host = $2
-"""
-# Creates the file's row on first sight and locks it either way (ON CONFLICT DO UPDATE takes the row
-# lock), so concurrent importers of one file serialise here and the loser sees the moved checkpoint.
-# Importers on different hosts never share a row: (host, path) is the key.
-LOCK_FILE: Final = """
-INSERT INTO mnemo.files AS f (path, root, host) VALUES ($1, $2, $3)
-ON CONFLICT (host, path) DO UPDATE SET root = f.root
-RETURNING committed_offset, open_session_id, open_prompt_uuid, file_id, generation
-"""
-# The exact bytes of the range the batch covers, in the file's current generation (usually one block;
-# a line over the size cap gets its own, filled in pieces). No ON CONFLICT: under the checkpoint's
-# row lock nothing can be there yet, and a block already there would be a bug to hear about.
-INSERT_BLOCKS: Final = """
-INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body, codec)
-SELECT $1, $2, b.start_offset, b.end_offset, b.sha256, b.body, b.codec
-FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::bytea[], $7::text[])
-     AS b(start_offset, end_offset, sha256, body, codec)
 """
 # Of the lines not newly stored as entries, those whose key was first stored with other bytes (a
 # forked session's copies name another sessionId) are kept as copies, each distinct copy once.
@@ -71,16 +89,50 @@ WHERE e.line_sha256 IS NOT NULL AND e.line_sha256 <> d.sha256
 ON CONFLICT DO NOTHING
 RETURNING line_offset, session_id IS DISTINCT FROM first_session_id AS other_session
 """
-# Also forgets tail reports the batch has now imported (a completed line is no longer quarantined).
-ADVANCE_CHECKPOINT: Final = """
-WITH completed_tails AS (
+# A batch's last round trip: its exchanges and sessions upserted, the tail reports it completed
+# forgotten (a completed line is no longer quarantined), and the checkpoint advanced, in one statement.
+# Empty arrays upsert nothing. Returned: how many exchanges it created.
+FINISH_BATCH: Final = """
+WITH exchanged AS (
+    INSERT INTO mnemo.exchanges AS x
+        (session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
+         last_entry_uuid, source_path, source_host)
+    SELECT d.session_id, d.prompt_uuid, d.prompt_text, d.assistant_text, d.entry_count, d.started_at,
+           d.last_entry_at, d.last_entry_uuid, $1, $22
+    FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
+                $16::timestamptz[], $17::text[])
+         AS d(session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
+              last_entry_uuid)
+    ON CONFLICT (session_id, prompt_uuid) DO UPDATE SET
+        prompt_text = CASE WHEN x.prompt_text = '' THEN EXCLUDED.prompt_text ELSE x.prompt_text END,
+        assistant_text = CASE
+            WHEN EXCLUDED.assistant_text = '' THEN x.assistant_text
+            WHEN x.assistant_text = '' THEN EXCLUDED.assistant_text
+            ELSE x.assistant_text || E'\\n' || EXCLUDED.assistant_text END,
+        entry_count = x.entry_count + EXCLUDED.entry_count,
+        started_at = COALESCE(x.started_at, EXCLUDED.started_at),
+        last_entry_at = GREATEST(x.last_entry_at, EXCLUDED.last_entry_at),
+        last_entry_uuid = COALESCE(EXCLUDED.last_entry_uuid, x.last_entry_uuid),
+        updated_at = now()
+    RETURNING (xmax = 0) AS created
+), sessions AS (
+    INSERT INTO mnemo.sessions AS s (session_id, first_entry_at, last_entry_at, entry_count)
+    SELECT * FROM unnest($18::text[], $19::timestamptz[], $20::timestamptz[], $21::bigint[])
+    ON CONFLICT (session_id) DO UPDATE SET
+        first_entry_at = LEAST(s.first_entry_at, EXCLUDED.first_entry_at),
+        last_entry_at = GREATEST(s.last_entry_at, EXCLUDED.last_entry_at),
+        entry_count = s.entry_count + EXCLUDED.entry_count,
+        updated_at = now()
+), completed_tails AS (
     DELETE FROM mnemo.quarantine
-    WHERE source_host = $10 AND source_path = $1 AND error_kind = 'unterminated_tail' AND source_offset < $2
+    WHERE source_host = $22 AND source_path = $1 AND error_kind = 'unterminated_tail' AND source_offset < $2
+), advanced AS (
+    UPDATE mnemo.files
+    SET committed_offset = $2, device = $3, inode = $4, head_sha256 = $5, head_length = $6, mark_sha256 = $7,
+        open_session_id = $8, open_prompt_uuid = $9, updated_at = now(), missing_since = NULL
+    WHERE path = $1 AND host = $22
 )
-UPDATE mnemo.files
-SET committed_offset = $2, device = $3, inode = $4, head_sha256 = $5, head_length = $6, mark_sha256 = $7,
-    open_session_id = $8, open_prompt_uuid = $9, updated_at = now(), missing_since = NULL
-WHERE path = $1 AND host = $10
+SELECT count(*) FILTER (WHERE created) FROM exchanged
 """
 RESET_FILE: Final = """
 UPDATE mnemo.files
@@ -98,39 +150,6 @@ INSERT INTO mnemo.quarantine
     (source_path, source_offset, error_kind, detail, raw, line_length, line_sha256, import_trace_id, source_host)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (source_host, source_path, source_offset, line_sha256) DO NOTHING
-"""
-
-UPSERT_EXCHANGES: Final = """
-INSERT INTO mnemo.exchanges AS x
-    (session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
-     last_entry_uuid, source_path, source_host)
-SELECT d.session_id, d.prompt_uuid, d.prompt_text, d.assistant_text, d.entry_count, d.started_at,
-       d.last_entry_at, d.last_entry_uuid, $9, $10
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
-            $7::timestamptz[], $8::text[])
-     AS d(session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
-          last_entry_uuid)
-ON CONFLICT (session_id, prompt_uuid) DO UPDATE SET
-    prompt_text = CASE WHEN x.prompt_text = '' THEN EXCLUDED.prompt_text ELSE x.prompt_text END,
-    assistant_text = CASE
-        WHEN EXCLUDED.assistant_text = '' THEN x.assistant_text
-        WHEN x.assistant_text = '' THEN EXCLUDED.assistant_text
-        ELSE x.assistant_text || E'\\n' || EXCLUDED.assistant_text END,
-    entry_count = x.entry_count + EXCLUDED.entry_count,
-    started_at = COALESCE(x.started_at, EXCLUDED.started_at),
-    last_entry_at = GREATEST(x.last_entry_at, EXCLUDED.last_entry_at),
-    last_entry_uuid = COALESCE(EXCLUDED.last_entry_uuid, x.last_entry_uuid),
-    updated_at = now()
-RETURNING (xmax = 0) AS created
-"""
-UPSERT_SESSIONS: Final = """
-INSERT INTO mnemo.sessions AS s (session_id, first_entry_at, last_entry_at, entry_count)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[])
-ON CONFLICT (session_id) DO UPDATE SET
-    first_entry_at = LEAST(s.first_entry_at, EXCLUDED.first_entry_at),
-    last_entry_at = GREATEST(s.last_entry_at, EXCLUDED.last_entry_at),
-    entry_count = s.entry_count + EXCLUDED.entry_count,
-    updated_at = now()
 """
 
 # A document's version is stored once; seeing it again only says when.

@@ -27,7 +27,7 @@ from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentit
 from . import _queries as q
 from . import fleet
 from ._exact import ExactBatch, entry_digests, exact_batch
-from ._fold import fold
+from ._fold import FoldResult, fold
 from ._oversize import store_in_pieces
 from .migrate import apply_migrations
 
@@ -170,42 +170,42 @@ class PostgresSink:
         # Digests, compression and the entries' payload need only the batch: built in a worker thread
         # (hashing and zstd release the GIL) before a connection is taken, not inside the transaction.
         exact, entries = await anyio.to_thread.run_sync(_prepare, batch)
+        blocks = exact.blocks
         async with self._connection() as conn, conn.transaction():
-            locked = await conn.fetchrow(q.LOCK_FILE, batch.path, batch.root, self.host_id)
+            locked = await conn.fetchrow(
+                q.LOCK_AND_STORE,
+                batch.path,
+                batch.root,
+                self.host_id,
+                batch.start,
+                entries.rows,
+                batch.trace_id,
+                [b.start for b in blocks],
+                [b.end for b in blocks],
+                [b.sha256 for b in blocks],
+                [b.body for b in blocks],
+                [b.codec for b in blocks],
+            )
             assert locked is not None
             if locked["committed_offset"] != batch.start:
                 raise CheckpointMoved(
                     f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
                 )
-            outcome = BatchOutcome()
             file = (locked["file_id"], locked["generation"])
-            stored = await self._store_entries(conn, batch, outcome, entries)
+            outcome = BatchOutcome()
+            stored = _count_stored(batch, entries, locked["stored_keys"], outcome)
             await self._store_bad_lines(conn, batch, outcome)
-            await _store_blocks(conn, batch.path, file, exact)
+            for block in blocks:
+                if block.body is None:
+                    await store_in_pieces(conn, batch.path, *file, block)
             copies = await _store_copies(conn, batch, file, exact, stored)
             outcome.key_conflicts = len(copies)
             # A session's own copy of a line first stored by another (a fork's history) is the
             # session's line: folded into its exchanges like a line stored for the first time.
             new_to_session = stored | {i for i, other_session in copies.items() if other_session}
             folded = fold(batch.entries, new_to_session, _open_exchange(locked))
-            outcome.exchanges_created = await _upsert_exchanges(
-                conn, batch.path, self.host_id, folded.exchanges
-            )
-            await _upsert_sessions(conn, folded.sessions)
-            session_id, prompt_uuid = folded.open_exchange or (None, None)
-            identity = batch.identity
-            await conn.execute(
-                q.ADVANCE_CHECKPOINT,
-                batch.path,
-                batch.end,
-                identity.device,
-                identity.inode,
-                identity.head_sha256,
-                identity.head_length,
-                identity.mark_sha256,
-                session_id,
-                prompt_uuid,
-                self.host_id,
+            outcome.exchanges_created = await conn.fetchval(
+                q.FINISH_BATCH, *_finish_arguments(batch, folded), self.host_id
             )
         return outcome
 
@@ -229,13 +229,8 @@ class PostgresSink:
         """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
         if not batch.entries:
             return set()
-        entries = batch.entries
         rows = await conn.fetch(q.INSERT_ENTRIES, payload.rows, batch.path, batch.trace_id, self.host_id)
-        stored = {payload.first_index[row["key"]] for row in rows}
-        for index in stored:
-            outcome.stored[entries[index].entry_type] += 1
-        outcome.duplicates = len(entries) - len(stored)
-        return stored
+        return _count_stored(batch, payload, [row["key"] for row in rows], outcome)
 
     async def _store_bad_lines(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> None:
         if not batch.bad_lines:
@@ -347,43 +342,6 @@ def _quarantine_row(path: str, bad: BadLine, trace_id: str | None, host_id: str)
     return (path, bad.offset, bad.kind.value, bad.detail, bad.raw, bad.length, bad.sha256, trace_id, host_id)
 
 
-async def _upsert_exchanges(conn: Conn, path: str, host_id: str, exchanges: list[Any]) -> int:
-    if not exchanges:
-        return 0
-    rows = await conn.fetch(
-        q.UPSERT_EXCHANGES,
-        [x.session_id for x in exchanges],
-        [x.prompt_uuid for x in exchanges],
-        [x.prompt_text for x in exchanges],
-        ["\n".join(x.assistant_parts) for x in exchanges],
-        [x.entry_count for x in exchanges],
-        [x.started_at for x in exchanges],
-        [x.last_entry_at for x in exchanges],
-        [x.last_entry_uuid for x in exchanges],
-        path,
-        host_id,
-    )
-    return sum(1 for row in rows if row["created"])
-
-
-async def _store_blocks(conn: Conn, path: str, file: tuple[int, int], exact: ExactBatch) -> None:
-    blocks = exact.blocks
-    if not blocks:
-        return
-    await conn.execute(
-        q.INSERT_BLOCKS,
-        *file,
-        [b.start for b in blocks],
-        [b.end for b in blocks],
-        [b.sha256 for b in blocks],
-        [b.body for b in blocks],
-        [b.codec for b in blocks],
-    )
-    for block in blocks:
-        if block.body is None:
-            await store_in_pieces(conn, path, *file, block)
-
-
 async def _store_copies(
     conn: Conn, batch: Batch, file: tuple[int, int], exact: ExactBatch, stored: set[int]
 ) -> dict[int, bool]:
@@ -406,12 +364,40 @@ async def _store_copies(
     return {index_at[row["line_offset"]]: row["other_session"] for row in rows}
 
 
-async def _upsert_sessions(conn: Conn, sessions: list[Any]) -> None:
-    if sessions:
-        await conn.execute(
-            q.UPSERT_SESSIONS,
-            [s.session_id for s in sessions],
-            [s.first_entry_at for s in sessions],
-            [s.last_entry_at for s in sessions],
-            [s.entry_count for s in sessions],
-        )
+def _count_stored(batch: Batch, payload: _EntriesPayload, keys: list[str], outcome: BatchOutcome) -> set[int]:
+    """The indexes of the entries a batch newly stored (``keys``), counted into ``outcome``."""
+    stored = {payload.first_index[key] for key in keys}
+    for index in stored:
+        outcome.stored[batch.entries[index].entry_type] += 1
+    outcome.duplicates = len(batch.entries) - len(stored)
+    return stored
+
+
+def _finish_arguments(batch: Batch, folded: FoldResult) -> tuple[Any, ...]:
+    """``FINISH_BATCH``'s parameters but the host: checkpoint, exchanges and sessions as columns."""
+    identity = batch.identity
+    session_id, prompt_uuid = folded.open_exchange or (None, None)
+    exchanges, sessions = folded.exchanges, folded.sessions
+    return (
+        batch.path,
+        batch.end,
+        identity.device,
+        identity.inode,
+        identity.head_sha256,
+        identity.head_length,
+        identity.mark_sha256,
+        session_id,
+        prompt_uuid,
+        [x.session_id for x in exchanges],
+        [x.prompt_uuid for x in exchanges],
+        [x.prompt_text for x in exchanges],
+        ["\n".join(x.assistant_parts) for x in exchanges],
+        [x.entry_count for x in exchanges],
+        [x.started_at for x in exchanges],
+        [x.last_entry_at for x in exchanges],
+        [x.last_entry_uuid for x in exchanges],
+        [x.session_id for x in sessions],
+        [x.first_entry_at for x in sessions],
+        [x.last_entry_at for x in sessions],
+        [x.entry_count for x in sessions],
+    )
