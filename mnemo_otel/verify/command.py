@@ -36,7 +36,7 @@ async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: b
     try:
         with tracer.start_as_current_span(SPAN_VERIFY):
             report = await run_verify(sink, roots, options)
-            report.diverged = await find_diverged(sink, report.checked_paths)
+            report.diverged = await find_diverged(sink, report.checked_paths, threads=options.workers)
         if repair:
             with tracer.start_as_current_span(SPAN_REPAIR) as span:
                 context = span.get_span_context()

@@ -18,6 +18,7 @@ from typing import Final
 
 import anyio.to_thread
 
+from ..importer._concurrency import run_all
 from ..store import block_codec
 from ..store.postgres import PostgresSink, translate_errors
 from ..transcripts.reader import open_regular
@@ -53,10 +54,11 @@ class _ArchivedFile:
     blocks: list[tuple[int, int, bytes]]
 
 
-async def find_diverged(sink: PostgresSink, paths: Sequence[str]) -> list[Diverged]:
+async def find_diverged(sink: PostgresSink, paths: Sequence[str], *, threads: int = 2) -> list[Diverged]:
     """The archived lines of these files (this host's, below each checkpoint) that the disk no longer
     holds as archived. A file replaced since its import (another inode) is the importer's to re-read,
-    not a divergence: it is skipped, as the scrub skips it."""
+    not a divergence: it is skipped, as the scrub skips it. The files are hashed by ``threads`` threads
+    (hashing releases the GIL), so a big archive's check uses every core the keying used."""
     files: dict[str, _ArchivedFile] = {}
     async with translate_errors(), sink.connection() as conn, conn.transaction(readonly=True):
         async for row in conn.cursor(_BLOCKS, sink.host_id, list(paths), prefetch=10_000):
@@ -64,7 +66,16 @@ async def find_diverged(sink: PostgresSink, paths: Sequence[str]) -> list[Diverg
             if file is None:
                 file = files[row["path"]] = _ArchivedFile(row["file_id"], row["generation"], row["inode"], [])
             file.blocks.append((row["start_offset"], row["end_offset"], bytes(row["sha256"])))
-    differing = await anyio.to_thread.run_sync(_all_differing, files)
+    differing: list[tuple[str, int, int]] = []
+    queue = iter(files.items())  # shared: each file is hashed by exactly one thread
+
+    async def hash_files() -> None:
+        for path, file in queue:
+            found = await anyio.to_thread.run_sync(_differing, Path(path), file.inode, file.blocks)
+            differing.extend((path, start, end) for start, end in found)
+
+    await run_all(*[hash_files] * max(1, threads))
+    differing.sort()
     found: list[Diverged] = []
     for path, block_start, block_end in differing:
         file = files[path]
@@ -73,14 +84,6 @@ async def find_diverged(sink: PostgresSink, paths: Sequence[str]) -> list[Diverg
         body = None if stored is None or stored["body"] is None else (stored["body"], stored["codec"])
         found += await anyio.to_thread.run_sync(_diverged_lines, Path(path), block_start, block_end, body)
     return found
-
-
-def _all_differing(files: dict[str, _ArchivedFile]) -> list[tuple[str, int, int]]:
-    return [
-        (path, start, end)
-        for path, file in files.items()
-        for start, end in _differing(Path(path), file.inode, file.blocks)
-    ]
 
 
 def _differing(path: Path, inode: int | None, blocks: list[tuple[int, int, bytes]]) -> list[tuple[int, int]]:
