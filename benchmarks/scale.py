@@ -6,11 +6,12 @@ The archive grows in steps (default 0.1 M, 1 M and 10 M lines). Each step:
    into 49 more hosts (``INSERT ... SELECT``: files, entries, blocks, sessions, exchanges; new random
    uuid keys, sessions and paths per copy), then ``VACUUM ANALYZE`` as autovacuum would leave it. The
    importer itself would take most of an hour for 10 M lines on 2 cores; cloning takes minutes.
-2. A probe host with a fixed share (``--probe-lines``, the same at every step, a fresh corpus each
-   time) is measured: its import (the importer in a child process, ``benchmarks._import_child``),
-   ``mnemo-otel verify`` of its files and its restore drill ``mnemo-otel restore --check --host``
-   (child processes, wall time and peak RSS from ``wait4``, which covers the verify's worker processes
-   too), and the database's size per line.
+2. ``--runs`` new probe hosts, each with the same fixed share (``--probe-lines``, a fresh corpus),
+   import in turn (the importer in a child process, ``benchmarks._import_child``; WAL written is
+   read around each); the first one then runs ``mnemo-otel verify`` of its files and its restore
+   drill ``mnemo-otel restore --check --host``, ``--runs`` times each (child processes, wall time and
+   peak RSS from ``wait4``, which covers the verify's worker processes too); and the database's size
+   per line is taken. Medians are reported.
 
 Goals: the probe's import throughput, scrub time and scrub memory within 1.5x from the smallest to
 the largest archive: a host pays for its own lines, not the fleet's.
@@ -86,7 +87,7 @@ class Step:
     vacuum_seconds: float
     probe_lines: int
     probe_bytes: int
-    import_seconds: float
+    import_seconds: list[float]
     verify_seconds: list[float] = field(default_factory=list)
     verify_rss_kib: list[int] = field(default_factory=list)
     drill_seconds: list[float] = field(default_factory=list)
@@ -97,7 +98,7 @@ class Step:
 
     @property
     def import_lines_s(self) -> float:
-        return self.probe_lines / self.import_seconds
+        return self.probe_lines / median(self.import_seconds)
 
     @property
     def bytes_per_line(self) -> float:
@@ -285,26 +286,33 @@ def measure(sizes: Sequence[float], probe_lines: int, runs: int, tmp: Path) -> l
         next_copy = 0
         for index, millions in enumerate(sizes):
             target = int(millions * 1_000_000)
-            grown, next_copy, grow_s, vacuum_s = anyio.run(_grow, dsn, target - probe_lines, next_copy)
-            probe, root = f"probe-{index + 1}", tmp / f"probe-{index + 1}"
-            corpus = write_corpus(root, lines=probe_lines, seed=100 + index)
-            wal_before = anyio.run(_wal, dsn)
-            imported = import_in_child(dsn, root, telemetry=False, host=probe)
-            wal_bytes = anyio.run(_wal, dsn) - wal_before
+            grown, next_copy, grow_s, vacuum_s = anyio.run(_grow, dsn, target - runs * probe_lines, next_copy)
+            # ``runs`` probe hosts, each importing a fresh corpus; the first one is scrubbed.
+            probes = [(f"probe-{index + 1}-{r + 1}", tmp / f"probe-{index + 1}-{r + 1}") for r in range(runs)]
+            seconds_each: list[float] = []
+            wal_bytes = corpus = probe_lines_each = 0
+            for run, (host, root) in enumerate(probes):
+                corpus = write_corpus(root, lines=probe_lines, seed=100 * (index + 1) + run)
+                wal_before = anyio.run(_wal, dsn)
+                imported = import_in_child(dsn, root, telemetry=False, host=host)
+                wal_bytes += anyio.run(_wal, dsn) - wal_before
+                seconds_each.append(imported["seconds"])
+                probe_lines_each = int(imported["entries"])
             lines, size, relations = anyio.run(_sizes, dsn)
             step = Step(
                 lines=lines,
-                hosts=HOSTS + index + 1,
+                hosts=HOSTS + (index + 1) * runs,
                 growth_seconds=grow_s,
                 grown_lines=grown,
                 vacuum_seconds=vacuum_s,
-                probe_lines=int(imported["entries"]),
+                probe_lines=probe_lines_each,
                 probe_bytes=corpus,
-                import_seconds=imported["seconds"],
+                import_seconds=seconds_each,
                 database_bytes=size,
                 relations=relations,
-                wal_bytes=wal_bytes,
+                wal_bytes=wal_bytes // runs,
             )
+            probe, root = probes[0]
             for _ in range(runs):
                 seconds, rss = _verify(dsn, root, probe)
                 step.verify_seconds.append(seconds)
@@ -372,7 +380,8 @@ def table(steps: Sequence[Step]) -> str:
         [
             (
                 f"probe host: {first.probe_lines:,} lines ({first.probe_bytes / MB:.1f} MB), a fresh corpus "
-                f"and host at each size; {len(first.verify_seconds)} verify/drill run(s) each; "
+                f"and host at each size; medians of {len(first.verify_seconds)} imports (one host each) "
+                "and of as many verify and drill runs of the first; "
                 f"archive of {last.hosts} hosts at the end"
             ),
             format_table(headers, rows),
@@ -385,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
     parser.add_argument("--sizes", default="0.1,1,10", help="archive sizes, millions of lines (0.1,1,10)")
     parser.add_argument("--probe-lines", type=int, default=20_000, help="the probe host's share (20000)")
-    parser.add_argument("--runs", type=int, default=1, help="verify and drill runs per size (default 1)")
+    parser.add_argument(
+        "--runs", type=int, default=2, help="probe imports, and verify and drill runs, per size (default 2)"
+    )
     parser.add_argument("--no-prometheus", action="store_true", help="leave out the rule evaluation part")
     parser.add_argument("--rounds", type=int, default=12, help="rule evaluation rounds per host count (12)")
     args = parser.parse_args(argv)
