@@ -7,9 +7,10 @@ Each key is kept as the first 8 bytes of its MD5, computed by PostgreSQL on the 
 GiB of one host's transcripts (1.4 million keys) is an 11 MB sorted array, tested a whole block of
 keys at a time (``numpy.searchsorted``).
 
-Only the host's own keys: a scrub then costs that host's lines, not the fleet's (a snapshot of every
-host's keys grew with the archive: 10 M lines, 80 MB and seconds per scrub of any host). A line that
-another host stored first is absent from the snapshot, so it is asked about like any other doubt.
+Only the host's own keys: a scrub then costs that host's lines, not the fleet's (with every host's
+keys, a host of 20,000 lines took 7 s and 293 MiB to verify in an archive of 10 M lines, against 1.5 s
+and 74 MiB now; docs/scaling.md). A line that another host stored first is absent from the snapshot,
+so it is asked about like any other doubt.
 
 A key whose hash is absent is not in the snapshot (the caller then asks the database by key, which
 also finds rows of other hosts and rows committed after the snapshot was taken); a present hash is
