@@ -8,7 +8,7 @@ GiB of one host's transcripts (1.4 million keys) is an 11 MB sorted array, teste
 keys at a time (``numpy.searchsorted``).
 
 Only the host's own keys: a scrub then costs that host's lines, not the fleet's (with every host's
-keys, a host of 20,000 lines took 7 s and 293 MiB to verify in an archive of 10 M lines, against 1.5 s
+keys, a host of 20,000 lines took 6.8 s and 293 MiB to verify in an archive of 10 M lines, against 1.6 s
 and 74 MiB now; docs/scaling.md). A line that another host stored first is absent from the snapshot,
 so it is asked about like any other doubt.
 
