@@ -47,12 +47,19 @@ def create_database(server: PostgresServer, name: str) -> str:
 
 
 def import_in_child(
-    dsn: str, root: Path, *, telemetry: bool, env: Mapping[str, str] | None = None
+    dsn: str,
+    root: Path,
+    *,
+    telemetry: bool,
+    env: Mapping[str, str] | None = None,
+    host: str | None = None,
 ) -> dict[str, float]:
     """One ``import_once`` in a child process (``benchmarks._import_child``); its JSON figures."""
     args = [sys.executable, "-m", "benchmarks._import_child", dsn, str(root)]
     if telemetry:
         args.append("--telemetry")
+    if host is not None:
+        args += ["--host", host]
     result = subprocess.run(
         args, cwd=REPO, capture_output=True, text=True, check=False, env=dict(env or base_env())
     )

@@ -1,6 +1,7 @@
 """One importer pass in a process of its own, so its peak RSS is the importer's and nothing else's.
 
-Usage: ``python -m benchmarks._import_child DSN ROOT [--telemetry]``; prints one JSON object on stdout.
+Usage: ``python -m benchmarks._import_child DSN ROOT [--telemetry] [--host ID]``; prints one JSON object
+on stdout. ``--host`` imports as that host (default: this machine's id, as the CLI's).
 
 With ``--telemetry`` the pass runs as the daemon runs it: the SDK configured from the environment by
 :func:`mnemo_otel.telemetry.setup.configure_telemetry` (so ``OTEL_SDK_DISABLED=true`` turns it off and
@@ -31,8 +32,8 @@ from mnemo_otel.telemetry.instruments import ImportTelemetry
 from mnemo_otel.telemetry.setup import configure_telemetry
 
 
-async def _measure(dsn: str, root: Path, telemetry: bool) -> dict[str, float | int]:
-    sink = await PostgresSink.open(dsn)  # migrates: the clock starts on a ready, empty schema
+async def _measure(dsn: str, root: Path, telemetry: bool, host: str | None) -> dict[str, float | int]:
+    sink = await PostgresSink.open(dsn, host_id=host)  # migrates: the clock starts on a ready, empty schema
     settle_heap()  # as the CLI does once its sink is open
     try:
         state = LoopState()
@@ -69,13 +70,14 @@ def main() -> None:
     parser.add_argument("dsn")
     parser.add_argument("root", type=Path)
     parser.add_argument("--telemetry", action="store_true", help="configure the SDK as the daemon does")
+    parser.add_argument("--host", default=None, help="the host id to import as")
     args = parser.parse_args()
     if not args.telemetry:
-        sys.stdout.write(json.dumps(anyio.run(_measure, args.dsn, args.root, False)) + "\n")
+        sys.stdout.write(json.dumps(anyio.run(_measure, args.dsn, args.root, False, args.host)) + "\n")
         return
     handles = configure_telemetry(log_level=logging.WARNING, log_stream=sys.stderr)
     try:
-        figures = anyio.run(_measure, args.dsn, args.root, True)
+        figures = anyio.run(_measure, args.dsn, args.root, True, args.host)
     finally:
         # A long grace: every span queued is counted as exported or dropped, none as still queued.
         handles.shutdown(grace=60)

@@ -1,9 +1,11 @@
 """Checking keyed lines against the archive: in memory first, the database only for the doubts.
 
-Keys were tested against a snapshot of the stored keys by the worker that keyed them (``stored.py``,
-``segments.py``); those it lacks are looked up with ``= ANY($1)`` on the primary key, and what is still not found (and every bad line) is looked
-for in the quarantine, by (host, path, offset). A line PostgreSQL refused is quarantined under its offset
-as ``rejected_by_db``: that counts as kept too. A clean segment costs no round trip at all.
+Keys were tested against a snapshot of this host's stored keys by the worker that keyed them
+(``stored.py``, ``segments.py``); those it lacks (stored first by another host, committed since the
+snapshot, or not stored) are looked up with ``= ANY($1)`` on the primary key, and what is still not
+found (and every bad line) is looked for in the quarantine, by (host, path, offset). A line PostgreSQL
+refused is quarantined under its offset as ``rejected_by_db``: that counts as kept too. A clean
+segment costs no round trip at all.
 """
 
 from __future__ import annotations

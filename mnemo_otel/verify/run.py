@@ -92,7 +92,7 @@ async def _snapshot_as_workers_start(
 
     async def snapshot() -> None:
         async with translate_errors(), sink.connection() as conn:
-            stored = await StoredKeys.load(conn)
+            stored = await StoredKeys.load(conn, sink.host_id)
         saved.append(await anyio.to_thread.run_sync(stored.save))
 
     async def start_worker() -> None:
