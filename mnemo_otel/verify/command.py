@@ -10,15 +10,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio.to_thread
 from opentelemetry import trace
 
 from .._version import __version__
+from ..importer._concurrency import run_all
 from ..settings import Settings
 from ..store import ledger
 from ..store.open import open_sink
-from ..store.postgres import translate_errors
+from ..store.postgres import PostgresSink, translate_errors
 from ..telemetry.instruments import SCOPE
-from .content import find_diverged
+from ..transcripts.discovery import discover
+from .content import Diverged, find_diverged
 from .repair import repair_missing
 from .report import VerifyReport
 from .run import VerifyOptions, run_verify
@@ -29,14 +32,33 @@ SPAN_VERIFY = "mnemo.verify"
 SPAN_REPAIR = "mnemo.verify.repair"
 
 
+async def _keys_and_content(
+    sink: PostgresSink, roots: Sequence[Path], options: VerifyOptions
+) -> tuple[VerifyReport, list[Diverged]]:
+    """The key check and the content check side by side: the hashing threads fill the cores while the
+    keying processes start and finish, instead of running on one core after them."""
+    results: list[VerifyReport] = []
+    diverged: list[Diverged] = []
+
+    async def keys() -> None:
+        results.append(await run_verify(sink, roots, options))
+
+    async def content() -> None:
+        paths = await anyio.to_thread.run_sync(lambda: [str(t.path) for t in discover(roots)])
+        diverged.extend(await find_diverged(sink, paths, threads=options.workers))
+
+    await run_all(keys, content)
+    return results[0], diverged
+
+
 async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: bool) -> VerifyReport:
     sink = await open_sink(settings)
     tracer = trace.get_tracer(SCOPE, __version__)
     options = VerifyOptions(max_line_bytes=settings.imports.max_line_bytes, workers=os.cpu_count() or 2)
     try:
         with tracer.start_as_current_span(SPAN_VERIFY):
-            report = await run_verify(sink, roots, options)
-            report.diverged = await find_diverged(sink, report.checked_paths, threads=options.workers)
+            report, diverged = await _keys_and_content(sink, roots, options)
+            report.diverged = diverged
         if repair:
             with tracer.start_as_current_span(SPAN_REPAIR) as span:
                 context = span.get_span_context()

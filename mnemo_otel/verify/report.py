@@ -53,7 +53,6 @@ class VerifyReport:
     trace_id: str | None = None
     source_lost: dict[str, int] = field(default_factory=dict)
     all_missing: list[Missing] = field(default_factory=list, repr=False)  # for the repair; not printed
-    checked_paths: list[str] = field(default_factory=list, repr=False)  # for the content check
 
     @classmethod
     def of(cls, tally: Tally, *, size: int, seconds: float) -> VerifyReport:
@@ -72,7 +71,6 @@ class VerifyReport:
             unreadable=dict(sorted(tally.unreadable.items())),
             duration_seconds=round(seconds, 3),
             all_missing=tally.missing,
-            checked_paths=sorted(tally.files),
         )
 
     def as_dict(self) -> dict[str, object]:
