@@ -41,7 +41,7 @@ class ImportSettings(BaseModel):
         30.0, gt=0, description="Full rescan period: the source of truth when file events are missed."
     )
     concurrent_files: int = Field(
-        2, gt=0, le=8, description="Files imported at once (parsing overlaps with the database's work)."
+        3, gt=0, le=8, description="Files imported at once (parsing overlaps with the database's work)."
     )
     idle_beat_seconds: float = Field(5.0, gt=0, description="Heartbeat period of the idle loop.")
     announced_idle_seconds: float = Field(
