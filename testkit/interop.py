@@ -30,6 +30,7 @@ __all__ = (
     "committed_offsets",
     "complete_lines",
     "exchanges_by_session",
+    "fetch_rows",
     "line_types",
     "missing_from_archive",
     "run_verify",
@@ -81,7 +82,7 @@ def complete_lines(root: Path) -> Iterator[DiskLine]:
             offset += len(piece) + 1
 
 
-async def _fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
+async def fetch_rows(dsn: str, sql: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
         return list(await conn.fetch(sql))
@@ -90,7 +91,7 @@ async def _fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
 
 
 async def archived_keys(dsn: str) -> set[str]:
-    return {row["key"] for row in await _fetch(dsn, "SELECT key FROM mnemo.entries")}
+    return {row["key"] for row in await fetch_rows(dsn, "SELECT key FROM mnemo.entries")}
 
 
 async def missing_from_archive(dsn: str, root: Path) -> list[DiskLine]:
@@ -101,7 +102,7 @@ async def missing_from_archive(dsn: str, root: Path) -> list[DiskLine]:
 
 async def exchanges_by_session(dsn: str) -> dict[str, list[str]]:
     """Each session's exchanges as their prompts' text, in the order they started."""
-    rows = await _fetch(
+    rows = await fetch_rows(
         dsn,
         "SELECT session_id, prompt_text FROM mnemo.exchanges ORDER BY session_id, started_at, prompt_uuid",
     )
@@ -194,7 +195,7 @@ async def running_daemon(dsn: str, root: Path, log: Path, **env: str) -> AsyncIt
 
 async def committed_offsets(dsn: str) -> dict[str, int]:
     """Each file's checkpoint as the archive has it."""
-    rows = await _fetch(dsn, "SELECT path, committed_offset FROM mnemo.files")
+    rows = await fetch_rows(dsn, "SELECT path, committed_offset FROM mnemo.files")
     return {row["path"]: row["committed_offset"] for row in rows}
 
 
@@ -202,5 +203,5 @@ async def stored_types(dsn: str) -> dict[str, str]:
     """Each archived key's ``entry_type``."""
     return {
         row["key"]: row["entry_type"]
-        for row in await _fetch(dsn, "SELECT key, entry_type FROM mnemo.entries")
+        for row in await fetch_rows(dsn, "SELECT key, entry_type FROM mnemo.entries")
     }

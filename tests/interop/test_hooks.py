@@ -9,13 +9,12 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-import asyncpg
 import pytest
 
 from testkit.chaos.harness import CLI, REPO, complete_offsets, importer_env, wait_for_files
 from testkit.claude_api import BashCall, FakeMessagesApi, SubagentCall, Text
 from testkit.claude_code import ClaudeHome, ClaudeRun
-from testkit.interop import complete_lines, missing_from_archive, run_verify, running_daemon
+from testkit.interop import complete_lines, fetch_rows, missing_from_archive, run_verify, running_daemon
 
 pytestmark = pytest.mark.anyio
 
@@ -38,14 +37,6 @@ def install_hook(settings: Path, data_dir: Path) -> None:
 
 async def run(claude: ClaudeHome, *args: str) -> ClaudeRun:
     return await anyio.to_thread.run_sync(lambda: claude.run(*args))
-
-
-async def fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql))
-    finally:
-        await conn.close()
 
 
 async def test_a_session_outside_every_root_is_archived_through_its_hook(
@@ -75,7 +66,7 @@ async def test_a_session_outside_every_root_is_archived_through_its_hook(
             archived = await wait_for_files(database_url, expected, proc=daemon.proc)
         assert archived, (daemon.log.read_text()[-3000:], expected)
         assert await missing_from_archive(database_url, claude.projects) == []
-        rows = await fetch(
+        rows = await fetch_rows(
             database_url, "SELECT path, session_id, last_event, under_root, refused FROM mnemo.announcements"
         )
     assert [(r["path"], r["session_id"], r["under_root"], r["refused"]) for r in rows] == [
@@ -109,10 +100,10 @@ async def test_a_session_in_the_watched_root_is_archived_once(
         done = await run(claude, "-p", "run a command")
         await daemon.settle()
         await anyio.sleep(2.5)  # two more passes, with the announcements read: nothing more may happen
-        files = await fetch(database_url, "SELECT path, committed_offset FROM mnemo.files")
-        announced = await fetch(database_url, "SELECT path, under_root FROM mnemo.announcements")
-        entries = await fetch(database_url, "SELECT count(*) AS n FROM mnemo.entries")
-        copies = await fetch(database_url, "SELECT count(*) AS n FROM mnemo.line_copies")
+        files = await fetch_rows(database_url, "SELECT path, committed_offset FROM mnemo.files")
+        announced = await fetch_rows(database_url, "SELECT path, under_root FROM mnemo.announcements")
+        entries = await fetch_rows(database_url, "SELECT count(*) AS n FROM mnemo.entries")
+        copies = await fetch_rows(database_url, "SELECT count(*) AS n FROM mnemo.line_copies")
     on_disk = complete_offsets(claude.projects)
     assert {r["path"]: r["committed_offset"] for r in files} == on_disk  # one checkpoint per file
     session_file = next(path for path in on_disk if done.session_id in path)
