@@ -65,6 +65,13 @@ def shipped_rule_files() -> list[Path]:
     return found
 
 
+_BIND_ATTEMPTS = 3
+
+
+class PortTaken(Exception):
+    """The chosen port was taken before Prometheus could bind it."""
+
+
 class Prometheus:
     """One Prometheus process on a free port with a throwaway TSDB."""
 
@@ -124,6 +131,20 @@ class Prometheus:
         return f"{self.url}/api/v1/write"
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start and wait until ready. A free port can be taken by another process between choosing
+        it and binding it (tests start several servers at once): then a new port is tried, so read
+        ``url`` after this returns."""
+        for attempt in range(_BIND_ATTEMPTS):
+            try:
+                self._start_once(timeout)
+                return
+            except PortTaken:
+                if attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                self.log_path.unlink(missing_ok=True)  # its last line would name the old port
+
+    def _start_once(self, timeout: float) -> None:
         self.storage_path.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._proc = spawn(
@@ -148,7 +169,10 @@ class Prometheus:
 
     def _ready(self) -> bool:
         if self._proc is None or self._proc.poll() is not None:
-            raise AssertionError(f"prometheus exited early:\n{log_tail(self.log_path)}")
+            log = log_tail(self.log_path)
+            if "address already in use" in log:
+                raise PortTaken(self.port)
+            raise AssertionError(f"prometheus exited early:\n{log}")
         status, _ = http_get(f"{self.url}/-/ready", timeout=2)
         return status == 200
 
