@@ -33,6 +33,7 @@ __all__ = (
     "fetch_rows",
     "line_types",
     "missing_from_archive",
+    "run_mnemo",
     "run_verify",
     "running_daemon",
     "stored_types",
@@ -121,15 +122,16 @@ def line_types(root: Path) -> Counter[str]:
     return counts
 
 
-def run_verify(dsn: str, root: Path) -> tuple[int, dict[str, Any]]:
-    """``mnemo-otel verify --json ROOT`` as a user runs it: its exit code and its report."""
+def run_mnemo(dsn: str, *args: str, timeout: float = 300) -> tuple[int, dict[str, Any]]:
+    """``mnemo-otel ARGS`` as a user runs it: its exit code and its JSON report (or, when it printed
+    none, its stdout and stderr)."""
     done = subprocess.run(
-        [*CLI, "verify", "--json", str(root)],
+        [*CLI, *args],
         cwd=REPO,
         env=importer_env(dsn),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     try:
@@ -137,6 +139,11 @@ def run_verify(dsn: str, root: Path) -> tuple[int, dict[str, Any]]:
     except ValueError:
         report = {"stdout": done.stdout, "stderr": done.stderr}
     return done.returncode, report
+
+
+def run_verify(dsn: str, root: Path) -> tuple[int, dict[str, Any]]:
+    """``mnemo-otel verify --json ROOT``: its exit code and its report."""
+    return run_mnemo(dsn, "verify", "--json", str(root))
 
 
 class ImporterDaemon:

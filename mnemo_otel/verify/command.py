@@ -10,7 +10,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import anyio.to_thread
 from opentelemetry import trace
 
 from .._version import __version__
@@ -20,11 +19,10 @@ from ..store import ledger
 from ..store.open import open_sink
 from ..store.postgres import PostgresSink, translate_errors
 from ..telemetry.instruments import SCOPE
-from ..transcripts.discovery import discover
 from .content import Diverged, find_diverged
 from .repair import repair_missing
 from .report import VerifyReport
-from .run import VerifyOptions, run_verify
+from .run import VerifyOptions, discovered, run_verify
 
 __all__ = ("SPAN_REPAIR", "SPAN_VERIFY", "verify_command")
 
@@ -37,14 +35,15 @@ async def _keys_and_content(
 ) -> tuple[VerifyReport, list[Diverged]]:
     """The key check and the content check side by side: the hashing threads fill the cores while the
     keying processes start and finish, instead of running on one core after them."""
+    found = await discovered(roots)
     results: list[VerifyReport] = []
     diverged: list[Diverged] = []
 
     async def keys() -> None:
-        results.append(await run_verify(sink, roots, options))
+        results.append(await run_verify(sink, roots, options, found))
 
     async def content() -> None:
-        paths = await anyio.to_thread.run_sync(lambda: [str(t.path) for t in discover(roots)])
+        paths = [path for path, _ in found]
         diverged.extend(await find_diverged(sink, paths, threads=options.workers))
 
     await run_all(keys, content)

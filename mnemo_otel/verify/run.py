@@ -26,7 +26,7 @@ from .report import Tally, VerifyReport
 from .segments import SEGMENT_BYTES, PlannedFile, Segment, key_segments, plan_tasks, ready
 from .stored import StoredKeys
 
-__all__ = ("VerifyOptions", "run_verify")
+__all__ = ("VerifyOptions", "discovered", "run_verify")
 
 IN_PROCESS_BYTES: Final = 4 * 1024 * 1024
 COMMITTED: Final = (
@@ -54,9 +54,16 @@ class _Plan:
     size: int
 
 
-async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyOptions) -> VerifyReport:
+async def run_verify(
+    sink: PostgresSink,
+    roots: Sequence[Path],
+    options: VerifyOptions,
+    found: list[tuple[str, str]] | None = None,
+) -> VerifyReport:
+    """``found``: the (path, root) of each transcript under ``roots``, when the caller discovered them."""
     started = time.monotonic()
-    found = await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
+    if found is None:
+        found = await discovered(roots)
     limits = await _committed(sink, [path for path, _ in found]) if options.committed_only else None
     plan = await anyio.to_thread.run_sync(_plan, found, limits)
     small = plan.size <= options.in_process_bytes
@@ -81,6 +88,11 @@ async def run_verify(sink: PostgresSink, roots: Sequence[Path], options: VerifyO
     finally:
         snapshot_path.unlink(missing_ok=True)
     return VerifyReport.of(tally, size=plan.size, seconds=time.monotonic() - started)
+
+
+async def discovered(roots: Sequence[Path]) -> list[tuple[str, str]]:
+    """(path, root) of every transcript under ``roots``."""
+    return await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
 
 
 async def _snapshot_as_workers_start(

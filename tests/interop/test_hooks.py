@@ -4,17 +4,23 @@ session inside the root archived once, and carries on normally when the hook can
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from testkit.chaos.harness import CLI, REPO, complete_offsets, importer_env, wait_for_files
+from testkit.chaos.harness import complete_offsets, wait_for_files
 from testkit.claude_api import BashCall, FakeMessagesApi, SubagentCall, Text
 from testkit.claude_code import ClaudeHome, ClaudeRun
-from testkit.interop import complete_lines, fetch_rows, missing_from_archive, run_verify, running_daemon
+from testkit.interop import (
+    complete_lines,
+    fetch_rows,
+    missing_from_archive,
+    run_mnemo,
+    run_verify,
+    running_daemon,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -23,16 +29,12 @@ ARCHIVED_WITHIN_SECONDS = 30.0
 
 
 def install_hook(settings: Path, data_dir: Path) -> None:
-    done = subprocess.run(
-        [*CLI, "hook", "--install", "--settings", str(settings), "--data-dir", str(data_dir)],
-        cwd=REPO,
-        env=importer_env("postgresql://unused@127.0.0.1/unused"),
-        capture_output=True,
-        text=True,
+    code, output = run_mnemo(
+        "postgresql://unused@127.0.0.1/unused",
+        *("hook", "--install", "--settings", str(settings), "--data-dir", str(data_dir)),
         timeout=60,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert code == 0, output
 
 
 async def run(claude: ClaudeHome, *args: str) -> ClaudeRun:
@@ -75,17 +77,15 @@ async def test_a_session_outside_every_root_is_archived_through_its_hook(
     assert rows[0]["last_event"] == "SessionEnd"
     code, report = await anyio.to_thread.run_sync(lambda: run_verify(database_url, session_file))
     assert (code, report.get("missing")) == (0, 0), report
-    status = subprocess.run(
-        [*CLI, "witness", "status", "--json"],
-        cwd=REPO,
-        env=importer_env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    code, status = await anyio.to_thread.run_sync(
+        lambda: run_mnemo(database_url, "witness", "status", "--json", timeout=120)
     )
-    assert status.returncode == 0, status.stdout + status.stderr
-    assert '"announced": {"announced": 1, "archived": 1, "not_archived": 0' in status.stdout
+    assert code == 0, status
+    assert {k: status["announced"][k] for k in ("announced", "archived", "not_archived")} == {
+        "announced": 1,
+        "archived": 1,
+        "not_archived": 0,
+    }, status
 
 
 async def test_a_session_in_the_watched_root_is_archived_once(
