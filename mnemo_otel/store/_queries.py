@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Final
 
 # The batch travels as ONE JSON array of rows, one per distinct key, already in key order:
-# ``[key, type, uuid, parentUuid, sessionId, timestamp, offset, sha256 hex, raw, line]``, the timestamp in whole
-# microseconds since the epoch (far cheaper to format than ISO text; added back as whole seconds and
-# microseconds, both exact in the float arithmetic of interval multiplication, for any year). The client parsed every
+# ``[key, type, uuid, parentUuid, sessionId, timestamp, offset, sha256 hex, raw, file, line]``, the timestamp in
+# whole microseconds since the epoch (far cheaper to format than ISO text; added back as whole seconds and
+# microseconds, both exact in the float arithmetic of interval multiplication, for any year), ``file`` the
+# 1-based index of the row's file in the statement's arrays of paths and trace ids. The client parsed every
 # line, so it sends the envelope as scalars beside the line instead of making the server copy each
 # line's jsonb out once per field (half of this statement's time); each line is already JSON, so the
 # payload is built by concatenation and PostgreSQL parses every line exactly once. Column arrays cost
@@ -23,14 +24,14 @@ _ENTRY_COLUMNS = """
      import_trace_id, source_host)"""
 
 
-def _entry_rows(payload: str, path: str, trace_id: str, host: str, where: str = "") -> str:
+def _entry_rows(payload: str, paths: str, trace_ids: str, host: str, where: str = "") -> str:
     """The rows of a batch's payload parameter, for ``INSERT INTO mnemo.entries``."""
     return f"""
 SELECT r.row->>0, r.row->>1, r.row->>2, r.row->>3, r.row->>4,
        'epoch'::timestamptz + ((r.row->>5)::bigint / 1000000) * interval '1 second'
            + ((r.row->>5)::bigint % 1000000) * interval '1 microsecond',
        (r.row->>6)::bigint, decode(r.row->>7, 'hex'),
-       r.row->>8, r.row->9, {path}, {trace_id}, {host}
+       r.row->>8, r.row->10, ({paths}::text[])[(r.row->>9)::int], ({trace_ids}::text[])[(r.row->>9)::int], {host}
 FROM jsonb_array_elements(convert_from({payload}::bytea, 'UTF8')::jsonb) WITH ORDINALITY AS r(row, ord)
 {where}
 ORDER BY r.ord
@@ -42,29 +43,36 @@ INSERT_ENTRIES: Final = (
     f"INSERT INTO mnemo.entries AS e {_ENTRY_COLUMNS} {_entry_rows('$1', '$2', '$3', '$4')}"
 )
 
-# A batch's first round trip: lock the file's row (creating it on first sight), then, only if the
-# checkpoint is where the batch starts, store its entries and its exact bytes. One statement instead of
-# three: for a catch-up of many small sessions the round trips cost more than the rows. The entries and
-# blocks read the locked row, so the lock is taken before any key (the order that keeps importers of
-# one file from deadlocking). On a moved checkpoint nothing is written and the caller rolls back.
-# Returned: the locked row, and the keys this batch stored first.
+# A commit's first round trip, for one file's batch or several files' (a catch-up of small sessions):
+# lock the files' rows (creating them on first sight; in path order, so two commits never wait on each
+# other in a cycle), then, only if every checkpoint is where its batch starts, store the entries and the
+# exact bytes. One statement instead of three: for many small sessions the round trips cost more than the
+# rows. The entries and blocks read the locked rows, so the locks are taken before any key (the order
+# that keeps importers of one file from deadlocking). On a moved checkpoint nothing is written and the
+# caller rolls back. Returned, in one row: the locked files as arrays, and the keys this commit stored first.
 LOCK_AND_STORE: Final = f"""
 WITH locked AS (
-    INSERT INTO mnemo.files AS f (path, root, host) VALUES ($1, $2, $3)
+    INSERT INTO mnemo.files AS f (path, root, host)
+    SELECT p.path, p.root, $3 FROM unnest($1::text[], $2::text[]) AS p(path, root) ORDER BY p.path
     ON CONFLICT (host, path) DO UPDATE SET root = f.root
-    RETURNING committed_offset, open_session_id, open_prompt_uuid, file_id, generation
+    RETURNING path, committed_offset, open_session_id, open_prompt_uuid, file_id, generation
+), ready AS (
+    SELECT bool_and(l.committed_offset = s.start) AS ok
+    FROM locked l JOIN unnest($1::text[], $4::bigint[]) AS s(path, start) USING (path)
 ), blocks AS (
     INSERT INTO mnemo.blocks (file_id, generation, start_offset, end_offset, sha256, body, codec)
     SELECT l.file_id, l.generation, b.start_offset, b.end_offset, b.sha256, b.body, b.codec
-    FROM locked l,
-         unnest($7::bigint[], $8::bigint[], $9::bytea[], $10::bytea[], $11::text[])
-         AS b(start_offset, end_offset, sha256, body, codec)
-    WHERE l.committed_offset = $4
+    FROM unnest($7::int[], $8::bigint[], $9::bigint[], $10::bytea[], $11::bytea[], $12::text[])
+         AS b(file, start_offset, end_offset, sha256, body, codec)
+    JOIN locked l ON l.path = ($1::text[])[b.file]
+    WHERE (SELECT ok FROM ready)
 ), stored AS (
     INSERT INTO mnemo.entries AS e {_ENTRY_COLUMNS}
-    {_entry_rows("$5", "$1", "$6", "$3", "WHERE (SELECT committed_offset FROM locked) = $4")}
+    {_entry_rows("$5", "$1", "$6", "$3", "WHERE (SELECT ok FROM ready)")}
 )
-SELECT l.committed_offset, l.open_session_id, l.open_prompt_uuid, l.file_id, l.generation,
+SELECT array_agg(l.path) AS paths, array_agg(l.committed_offset) AS committed_offsets,
+       array_agg(l.open_session_id) AS open_session_ids, array_agg(l.open_prompt_uuid) AS open_prompt_uuids,
+       array_agg(l.file_id) AS file_ids, array_agg(l.generation) AS generations,
        ARRAY(SELECT key FROM stored) AS stored_keys
 FROM locked l
 """
@@ -89,20 +97,21 @@ WHERE e.line_sha256 IS NOT NULL AND e.line_sha256 <> d.sha256
 ON CONFLICT DO NOTHING
 RETURNING line_offset, session_id IS DISTINCT FROM first_session_id AS other_session
 """
-# A batch's last round trip: its exchanges and sessions upserted, the tail reports it completed
-# forgotten (a completed line is no longer quarantined), and the checkpoint advanced, in one statement.
-# Empty arrays upsert nothing. Returned: how many exchanges it created.
+# A commit's last round trip: its exchanges and sessions upserted (merged across the group by the client:
+# a row once per statement), the tail reports its files completed forgotten (a completed line is no longer
+# quarantined), and each file's checkpoint advanced, in one statement. Empty arrays upsert nothing.
+# Returned: the exchanges it created.
 FINISH_BATCH: Final = """
 WITH exchanged AS (
     INSERT INTO mnemo.exchanges AS x
         (session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
          last_entry_uuid, source_path, source_host)
     SELECT d.session_id, d.prompt_uuid, d.prompt_text, d.assistant_text, d.entry_count, d.started_at,
-           d.last_entry_at, d.last_entry_uuid, $1, $22
+           d.last_entry_at, d.last_entry_uuid, ($1::text[])[d.file], $23
     FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
-                $16::timestamptz[], $17::text[])
+                $16::timestamptz[], $17::text[], $18::int[])
          AS d(session_id, prompt_uuid, prompt_text, assistant_text, entry_count, started_at, last_entry_at,
-              last_entry_uuid)
+              last_entry_uuid, file)
     ON CONFLICT (session_id, prompt_uuid) DO UPDATE SET
         prompt_text = CASE WHEN x.prompt_text = '' THEN EXCLUDED.prompt_text ELSE x.prompt_text END,
         assistant_text = CASE
@@ -114,25 +123,31 @@ WITH exchanged AS (
         last_entry_at = GREATEST(x.last_entry_at, EXCLUDED.last_entry_at),
         last_entry_uuid = COALESCE(EXCLUDED.last_entry_uuid, x.last_entry_uuid),
         updated_at = now()
-    RETURNING (xmax = 0) AS created
+    RETURNING session_id, prompt_uuid, (xmax = 0) AS created
 ), sessions AS (
     INSERT INTO mnemo.sessions AS s (session_id, first_entry_at, last_entry_at, entry_count)
-    SELECT * FROM unnest($18::text[], $19::timestamptz[], $20::timestamptz[], $21::bigint[])
+    SELECT * FROM unnest($19::text[], $20::timestamptz[], $21::timestamptz[], $22::bigint[])
     ON CONFLICT (session_id) DO UPDATE SET
         first_entry_at = LEAST(s.first_entry_at, EXCLUDED.first_entry_at),
         last_entry_at = GREATEST(s.last_entry_at, EXCLUDED.last_entry_at),
         entry_count = s.entry_count + EXCLUDED.entry_count,
         updated_at = now()
 ), completed_tails AS (
-    DELETE FROM mnemo.quarantine
-    WHERE source_host = $22 AND source_path = $1 AND error_kind = 'unterminated_tail' AND source_offset < $2
+    DELETE FROM mnemo.quarantine q USING unnest($1::text[], $2::bigint[]) AS c(path, end_offset)
+    WHERE q.source_host = $23 AND q.source_path = c.path AND q.error_kind = 'unterminated_tail'
+      AND q.source_offset < c.end_offset
 ), advanced AS (
-    UPDATE mnemo.files
-    SET committed_offset = $2, device = $3, inode = $4, head_sha256 = $5, head_length = $6, mark_sha256 = $7,
-        open_session_id = $8, open_prompt_uuid = $9, updated_at = now(), missing_since = NULL
-    WHERE path = $1 AND host = $22
+    UPDATE mnemo.files f
+    SET committed_offset = c.end_offset, device = c.device, inode = c.inode, head_sha256 = c.head_sha256,
+        head_length = c.head_length, mark_sha256 = c.mark_sha256, open_session_id = c.open_session_id,
+        open_prompt_uuid = c.open_prompt_uuid, updated_at = now(), missing_since = NULL
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[],
+                $8::text[], $9::text[])
+         AS c(path, end_offset, device, inode, head_sha256, head_length, mark_sha256, open_session_id,
+              open_prompt_uuid)
+    WHERE f.host = $23 AND f.path = c.path
 )
-SELECT count(*) FILTER (WHERE created) FROM exchanged
+SELECT session_id, prompt_uuid FROM exchanged WHERE created
 """
 RESET_FILE: Final = """
 UPDATE mnemo.files

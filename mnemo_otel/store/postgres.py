@@ -3,31 +3,31 @@
 A batch is one transaction: lock the file's checkpoint row, insert the lines into ``mnemo.entries``
 in one statement with ``ON CONFLICT DO NOTHING`` (the key decides "stored once"), record quarantined
 lines, fold sessions and exchanges from what was newly stored, and move the checkpoint. A crash at any
-instant leaves either all of it or none of it. The asyncpg instrumentation traces every statement;
+instant leaves either all of it or none of it. Several small files' batches can share one transaction
+(``commit_many``): the same statements, each taking the whole group. The asyncpg instrumentation traces every statement;
 there is no COPY for it to miss.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import anyio.to_thread
 import asyncpg
-import orjson
 
 from .._version import __version__
 from ..errors import BatchRejected, CheckpointMoved, ConfigError, StoreError, StoreUnavailable
 from ..host import default_host_id, valid_host_id
-from ..model import BadLine, Batch, BatchOutcome, Checkpoint, Entry, FileIdentity
+from ..model import BadLine, Batch, BatchOutcome, Checkpoint, FileIdentity
 from . import _queries as q
 from . import fleet
-from ._exact import ExactBatch, entry_digests, exact_batch
-from ._fold import FoldResult, fold
+from ._exact import ExactBatch, entry_digests
+from ._fold import fold
+from ._group_rows import EntriesPayload, exchange_owners, finish_arguments, prepare
 from ._oversize import store_in_pieces
 from .migrate import apply_migrations
 
@@ -167,47 +167,46 @@ class PostgresSink:
             raise CheckpointMoved(f"checkpoint moved before reset at {expected_offset}")
 
     async def commit(self, batch: Batch) -> BatchOutcome:
-        # Digests, compression and the entries' payload need only the batch: built in a worker thread
+        return (await self.commit_many([batch]))[0]
+
+    async def commit_many(self, batches: Sequence[Batch]) -> list[BatchOutcome]:
+        """Commit several files' batches (one each) in one transaction: all of them or none.
+
+        Lines repeated across the batches are stored once, first seen in batch order winning, as if
+        the files were committed one after the other in that order.
+        """
+        if len({batch.path for batch in batches}) != len(batches):
+            raise ValueError("a group commit takes one batch per file")
+        # Digests, compression and the entries' payload need only the batches: built in a worker thread
         # (hashing and zstd release the GIL) before a connection is taken, not inside the transaction.
-        exact, entries = await anyio.to_thread.run_sync(_prepare, batch)
-        blocks = exact.blocks
+        group = await anyio.to_thread.run_sync(prepare, batches)
+        outcomes = [BatchOutcome() for _ in batches]
         async with self._connection() as conn, conn.transaction():
             locked = await conn.fetchrow(
-                q.LOCK_AND_STORE,
-                batch.path,
-                batch.root,
-                self.host_id,
-                batch.start,
-                entries.rows,
-                batch.trace_id,
-                [b.start for b in blocks],
-                [b.end for b in blocks],
-                [b.sha256 for b in blocks],
-                [b.body for b in blocks],
-                [b.codec for b in blocks],
+                q.LOCK_AND_STORE, *group.lock_and_store_arguments(batches, self.host_id)
             )
             assert locked is not None
-            if locked["committed_offset"] != batch.start:
-                raise CheckpointMoved(
-                    f"checkpoint is {locked['committed_offset']}, batch starts at {batch.start}"
-                )
-            file = (locked["file_id"], locked["generation"])
-            outcome = BatchOutcome()
-            stored = _count_stored(batch, entries, locked["stored_keys"], outcome)
-            await self._store_bad_lines(conn, batch, outcome)
-            for block in blocks:
-                if block.body is None:
-                    await store_in_pieces(conn, batch.path, *file, block)
-            copies = await _store_copies(conn, batch, file, exact, stored)
-            outcome.key_conflicts = len(copies)
-            # A session's own copy of a line first stored by another (a fork's history) is the
-            # session's line: folded into its exchanges like a line stored for the first time.
-            new_to_session = stored | {i for i, other_session in copies.items() if other_session}
-            folded = fold(batch.entries, new_to_session, _open_exchange(locked))
-            outcome.exchanges_created = await conn.fetchval(
-                q.FINISH_BATCH, *_finish_arguments(batch, folded), self.host_id
-            )
-        return outcome
+            files = _locked_files(locked, batches)
+            stored = group.entries.stored(batches, locked["stored_keys"], outcomes)
+            await self._store_bad_lines(conn, batches, outcomes)
+            folds = []
+            for batch, exact, file, new, outcome in zip(
+                batches, group.exact, files, stored, outcomes, strict=True
+            ):
+                for block in exact.blocks:
+                    if block.body is None:
+                        await store_in_pieces(conn, batch.path, file.file_id, file.generation, block)
+                copies = await _store_copies(conn, batch, (file.file_id, file.generation), exact, new)
+                outcome.key_conflicts = len(copies)
+                # A session's own copy of a line first stored by another (a fork's history) is the
+                # session's line: folded into its exchanges like a line stored for the first time.
+                new_to_session = new | {i for i, other_session in copies.items() if other_session}
+                folds.append(fold(batch.entries, new_to_session, file.open_exchange))
+            created = await conn.fetch(q.FINISH_BATCH, *finish_arguments(batches, folds, self.host_id))
+        owners = exchange_owners(folds)
+        for session_id, prompt_uuid in created:
+            outcomes[owners[(session_id, prompt_uuid)]].exchanges_created += 1
+        return outcomes
 
     async def restore(self, batch: Batch) -> BatchOutcome:
         """Store lines a verification found missing behind the checkpoint, which stays where it is.
@@ -216,31 +215,31 @@ class PostgresSink:
         so a line is still stored once. Sessions and exchanges are not folded again: they were
         derived when the file was first imported.
         """
-        outcome = BatchOutcome()
-        entries = await anyio.to_thread.run_sync(lambda: _EntriesPayload.of(batch, entry_digests(batch)))
+        outcomes = [BatchOutcome()]
+        entries = await anyio.to_thread.run_sync(lambda: EntriesPayload.of([batch], [entry_digests(batch)]))
         async with self._connection() as conn, conn.transaction():
-            await self._store_entries(conn, batch, outcome, entries)
-            await self._store_bad_lines(conn, batch, outcome)
-        return outcome
+            if batch.entries:
+                rows = await conn.fetch(
+                    q.INSERT_ENTRIES, entries.rows, [batch.path], [batch.trace_id], self.host_id
+                )
+                entries.stored([batch], [row["key"] for row in rows], outcomes)
+            await self._store_bad_lines(conn, [batch], outcomes)
+        return outcomes[0]
 
-    async def _store_entries(
-        self, conn: Conn, batch: Batch, outcome: BatchOutcome, payload: _EntriesPayload
-    ) -> set[int]:
-        """One INSERT of the whole batch; returns the indexes of the entries it newly stored."""
-        if not batch.entries:
-            return set()
-        rows = await conn.fetch(q.INSERT_ENTRIES, payload.rows, batch.path, batch.trace_id, self.host_id)
-        return _count_stored(batch, payload, [row["key"] for row in rows], outcome)
-
-    async def _store_bad_lines(self, conn: Conn, batch: Batch, outcome: BatchOutcome) -> None:
-        if not batch.bad_lines:
+    async def _store_bad_lines(
+        self, conn: Conn, batches: Sequence[Batch], outcomes: list[BatchOutcome]
+    ) -> None:
+        rows = [
+            _quarantine_row(batch.path, bad, batch.trace_id, self.host_id)
+            for batch in batches
+            for bad in batch.bad_lines
+        ]
+        if not rows:
             return
-        await conn.executemany(
-            q.INSERT_QUARANTINE,
-            [_quarantine_row(batch.path, b, batch.trace_id, self.host_id) for b in batch.bad_lines],
-        )
-        for bad in batch.bad_lines:
-            outcome.quarantined[bad.kind.value] += 1
+        await conn.executemany(q.INSERT_QUARANTINE, rows)
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            for bad in batch.bad_lines:
+                outcome.quarantined[bad.kind.value] += 1
 
     async def report_tail(self, path: str, tail: BadLine, trace_id: str | None) -> bool:
         async with self._connection() as conn:
@@ -265,58 +264,35 @@ class PostgresSink:
             await conn.execute(q.MARK_MISSING, paths, self.host_id)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
 @dataclass(frozen=True, slots=True)
-class _EntriesPayload:
-    """``INSERT_ENTRIES``'s rows, one per distinct key (first seen wins), and each key's entry index.
-
-    Each row carries its entry's sha256, stored with a new key so that a key coming back with other
-    bytes can be told apart (``_store_copies``).
-    """
-
-    rows: bytes
-    first_index: dict[str, int]
-
-    @classmethod
-    def of(cls, batch: Batch, digests: list[bytes]) -> _EntriesPayload:
-        entries = batch.entries
-        first_index: dict[str, int] = {}
-        for index, entry in enumerate(entries):
-            first_index.setdefault(entry.key, index)
-        ordered = map(first_index.__getitem__, sorted(first_index))
-        return cls(_entries_payload([(entries[i], digests[i]) for i in ordered]), first_index)
+class _LockedFile:
+    file_id: int
+    generation: int
+    committed_offset: int
+    open_exchange: tuple[str, str] | None
 
 
-def _prepare(batch: Batch) -> tuple[ExactBatch, _EntriesPayload]:
-    exact = exact_batch(batch)
-    return exact, _EntriesPayload.of(batch, exact.entry_digests)
-
-
-def _entries_payload(entries: list[tuple[Entry, bytes]]) -> bytes:
-    """The ``INSERT_ENTRIES`` rows as one JSON array, UTF-8: scalars encoded, lines pasted as they are."""
-    rows = [
-        orjson.dumps(
-            [
-                e.key,
-                e.entry_type,
-                e.uuid,
-                e.parent_uuid,
-                e.session_id,
-                None if e.timestamp is None else (e.timestamp - _EPOCH) // _MICROSECOND,
-                e.offset,
-                digest.hex(),
-                e.line.decode() if e.jsonb is not None else None,
-            ]
-        )[:-1]
-        + b","
-        + (e.jsonb or e.line)
-        + b"]"
-        for e, digest in entries
-    ]
-    return b"[" + b",".join(rows) + b"]"
+def _locked_files(row: asyncpg.Record, batches: Sequence[Batch]) -> list[_LockedFile]:
+    """Each batch's file as ``LOCK_AND_STORE`` locked it, in batch order; a moved checkpoint stops here."""
+    by_path = {
+        path: _LockedFile(
+            file_id, generation, offset, (session_id, prompt_uuid) if session_id and prompt_uuid else None
+        )
+        for path, offset, session_id, prompt_uuid, file_id, generation in zip(
+            row["paths"],
+            row["committed_offsets"],
+            row["open_session_ids"],
+            row["open_prompt_uuids"],
+            row["file_ids"],
+            row["generations"],
+            strict=True,
+        )
+    }
+    files = [by_path[batch.path] for batch in batches]
+    for batch, file in zip(batches, files, strict=True):
+        if file.committed_offset != batch.start:
+            raise CheckpointMoved(f"checkpoint is {file.committed_offset}, batch starts at {batch.start}")
+    return files
 
 
 async def _keep_session(conn: Conn) -> None:
@@ -331,11 +307,6 @@ def _checkpoint(row: asyncpg.Record) -> Checkpoint:
             row["device"], row["inode"], row["head_sha256"] or "", row["head_length"], row["mark_sha256"]
         )
     return Checkpoint(path=row["path"], offset=row["committed_offset"], identity=identity)
-
-
-def _open_exchange(row: asyncpg.Record) -> tuple[str, str] | None:
-    session_id, prompt_uuid = row["open_session_id"], row["open_prompt_uuid"]
-    return (session_id, prompt_uuid) if session_id and prompt_uuid else None
 
 
 def _quarantine_row(path: str, bad: BadLine, trace_id: str | None, host_id: str) -> tuple[Any, ...]:
@@ -362,42 +333,3 @@ async def _store_copies(
     )
     index_at = {entries[i].offset: i for i in others}
     return {index_at[row["line_offset"]]: row["other_session"] for row in rows}
-
-
-def _count_stored(batch: Batch, payload: _EntriesPayload, keys: list[str], outcome: BatchOutcome) -> set[int]:
-    """The indexes of the entries a batch newly stored (``keys``), counted into ``outcome``."""
-    stored = {payload.first_index[key] for key in keys}
-    for index in stored:
-        outcome.stored[batch.entries[index].entry_type] += 1
-    outcome.duplicates = len(batch.entries) - len(stored)
-    return stored
-
-
-def _finish_arguments(batch: Batch, folded: FoldResult) -> tuple[Any, ...]:
-    """``FINISH_BATCH``'s parameters but the host: checkpoint, exchanges and sessions as columns."""
-    identity = batch.identity
-    session_id, prompt_uuid = folded.open_exchange or (None, None)
-    exchanges, sessions = folded.exchanges, folded.sessions
-    return (
-        batch.path,
-        batch.end,
-        identity.device,
-        identity.inode,
-        identity.head_sha256,
-        identity.head_length,
-        identity.mark_sha256,
-        session_id,
-        prompt_uuid,
-        [x.session_id for x in exchanges],
-        [x.prompt_uuid for x in exchanges],
-        [x.prompt_text for x in exchanges],
-        ["\n".join(x.assistant_parts) for x in exchanges],
-        [x.entry_count for x in exchanges],
-        [x.started_at for x in exchanges],
-        [x.last_entry_at for x in exchanges],
-        [x.last_entry_uuid for x in exchanges],
-        [x.session_id for x in sessions],
-        [x.first_entry_at for x in sessions],
-        [x.last_entry_at for x in sessions],
-        [x.entry_count for x in sessions],
-    )
