@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,8 +25,10 @@ __all__ = (
     "FileIdentity",
     "FileImportSpan",
     "FileRead",
+    "GroupSink",
     "ImportObserver",
     "NullObserver",
+    "NullSpan",
     "Quarantine",
     "Role",
     "Sink",
@@ -240,6 +242,23 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class GroupSink(Protocol):
+    """A sink that also commits several files' batches in one transaction (optional for a sink): a
+    catch-up of many small sessions then pays one transaction per group instead of one per file."""
+
+    async def checkpoints(self, paths: Sequence[str]) -> dict[str, Checkpoint]:
+        """The committed positions of those of ``paths`` that were imported before."""
+        ...
+
+    async def commit_many(self, batches: Sequence[Batch]) -> list[BatchOutcome]:
+        """Commit one batch per file, all together or none, as :meth:`Sink.commit` would one by one.
+
+        :raises StoreError: as :meth:`Sink.commit` (nothing of the group was kept).
+        """
+        ...
+
+
+@runtime_checkable
 class DocumentSink(Protocol):
     """A sink that also keeps the small side documents beside transcripts (optional for a sink)."""
 
@@ -260,6 +279,10 @@ class FileImportSpan(Protocol):
         """One timed step of the current batch (``mnemo.read``, ``mnemo.write``)."""
         ...
 
+    def timed(self, name: str, seconds: float) -> None:
+        """A step of the current batch timed elsewhere (a group's read or commit)."""
+        ...
+
     def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None: ...
 
 
@@ -277,11 +300,16 @@ class ImportObserver(Protocol):
     def failure(self, error_type: str) -> None: ...
 
 
-class _NullSpan:
+class NullSpan:
+    """A span that records nothing."""
+
     trace_id: str | None = None
 
     def child(self, name: str) -> AbstractContextManager[None]:
         return nullcontext()
+
+    def timed(self, name: str, seconds: float) -> None:
+        return None
 
     def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None:
         return None
@@ -292,7 +320,7 @@ class NullObserver:
 
     @contextmanager
     def file_import(self, transcript: TranscriptFile) -> Iterator[FileImportSpan]:
-        yield _NullSpan()
+        yield NullSpan()
 
     def committed(
         self, transcript: TranscriptFile, read: FileRead, outcome: BatchOutcome, seconds: float

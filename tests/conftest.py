@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -65,14 +65,27 @@ async def _make_template(server: PostgresServer) -> None:
 
 
 @pytest.fixture
-def database_url(postgres: PostgresServer) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
+def new_database(postgres: PostgresServer) -> Iterator[Callable[[], str]]:
+    """Fresh, migrated databases on demand (their URLs), dropped after the test."""
     import anyio
 
-    name = f"test_{os.getpid()}_{next(_counter)}"
-    anyio.run(_admin, postgres, f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
-    yield postgres.dsn(name)
-    anyio.run(_admin, postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"test_{os.getpid()}_{next(_counter)}"
+        anyio.run(_admin, postgres, f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+        names.append(name)
+        return postgres.dsn(name)
+
+    yield create
+    for name in names:
+        anyio.run(_admin, postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def database_url(new_database: Callable[[], str]) -> str:
+    """A fresh, migrated database for one test."""
+    return new_database()
 
 
 async def _admin(server: PostgresServer, sql: str) -> None:

@@ -12,7 +12,7 @@ import logging
 import os
 import stat as stat_module
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -41,16 +41,23 @@ from .batches import changed_under_checkpoint, read_batch, read_tail
 
 __all__ = (
     "COMMIT_GRACE_SECONDS",
+    "READ",
+    "FileDelta",
     "FileImporter",
     "FileProgress",
     "OnReread",
+    "file_signature",
+    "log_delta",
     "rejected_line",
     "source_error",
+    "within_commit_grace",
 )
 
 logger = logging.getLogger("mnemo_otel.importer")
 
 COMMIT_GRACE_SECONDS = 60.0
+READ = "mnemo.read"
+_WRITE = "mnemo.write"
 
 _T = TypeVar("_T")
 
@@ -80,7 +87,7 @@ class FileProgress:
 
 
 @dataclass(slots=True)
-class _Delta:
+class FileDelta:
     """One file delta in flight: everything the read and commit steps share."""
 
     transcript: TranscriptFile
@@ -92,6 +99,19 @@ class _Delta:
     @property
     def path(self) -> Path:
         return self.transcript.path
+
+    def batch(self, read: FileRead) -> Batch:
+        return Batch(
+            path=str(self.path),
+            root=str(self.transcript.root),
+            identity=read.identity,
+            start=read.start,
+            end=read.end,
+            entries=read.entries,
+            bad_lines=read.bad_lines,
+            trace_id=self.span.trace_id,
+            blanks=read.blanks,
+        )
 
 
 OnReread = Callable[[Path, FileProgress, int], None]
@@ -134,16 +154,16 @@ class FileImporter:
             await self.report_stale_tail(transcript, progress, enabled=report_tails)
             return  # nothing new: no trace for an idle file
         with self.observer.file_import(transcript) as span:
-            delta = _Delta(transcript, stat, progress, span)
+            delta = FileDelta(transcript, stat, progress, span)
             try:
                 await self._import_delta(delta)
             finally:
                 outcome.add(delta.outcome)
-            _log_delta(delta)
+            log_delta(delta)
         progress.read_through = signature
         await self.report_stale_tail(transcript, progress, enabled=report_tails)
 
-    async def _import_delta(self, delta: _Delta) -> None:
+    async def _import_delta(self, delta: FileDelta) -> None:
         """Read and commit batches from the checkpoint to the last complete line."""
         while True:
             offset = delta.progress.committed = await self._resume_offset(delta)
@@ -153,7 +173,7 @@ class FileImporter:
             except CheckpointMoved:
                 logger.info("another importer advanced this file; resuming from its checkpoint")
 
-    async def _import_from(self, delta: _Delta, offset: int) -> None:
+    async def _import_from(self, delta: FileDelta, offset: int) -> None:
         """Commit batch after batch while the next one is read and parsed in a worker thread."""
         send, receive = anyio.create_memory_object_stream[FileRead | None](max_buffer_size=1)
 
@@ -161,7 +181,7 @@ class FileImporter:
             position = offset
             async with send:
                 while True:
-                    with delta.span.child("mnemo.read"):
+                    with delta.span.child(READ):
                         read = await self._read(delta.path, position)
                     try:
                         await send.send(read)
@@ -188,19 +208,28 @@ class FileImporter:
         except OSError as exc:
             raise source_error(path, exc) from exc
 
-    async def _commit_read(self, delta: _Delta, read: FileRead) -> None:
+    async def _commit_read(self, delta: FileDelta, read: FileRead) -> None:
         if read.end > read.start:
-            with delta.span.child("mnemo.write"):
-                committed = await self._commit(delta, read)
-            delta.span.add_batch(read, committed)
-            delta.outcome.add(committed)
-            delta.progress.committed = read.end
-            delta.progress.waiting_since = None
+            started = time.perf_counter()
+            batch = delta.batch(read)
+            # a batch PostgreSQL refuses is split until the offending line is isolated
+            outcome = await within_commit_grace(lambda: self._commit_splitting(batch))
+            self.committed(delta, read, outcome, time.perf_counter() - started)
         self.state.beat()
         if read.exhausted:
             delta.progress.pending = read.pending
 
-    async def _resume_offset(self, delta: _Delta) -> int:
+    def committed(self, delta: FileDelta, read: FileRead, outcome: BatchOutcome, seconds: float) -> None:
+        """Book a committed batch: the loop state, the observer, the file's span, outcome and progress."""
+        self.state.committed()
+        self.observer.committed(delta.transcript, read, outcome, seconds)
+        delta.span.timed(_WRITE, seconds)
+        delta.span.add_batch(read, outcome)
+        delta.outcome.add(outcome)
+        delta.progress.committed = read.end
+        delta.progress.waiting_since = None
+
+    async def _resume_offset(self, delta: FileDelta) -> int:
         transcript = delta.transcript
         checkpoint = await self.sink.checkpoint(str(transcript.path))
         self.state.database_reached()
@@ -221,30 +250,6 @@ class FileImporter:
             await anyio.to_thread.run_sync(self.on_reread, transcript.path, delta.progress, checkpoint.offset)
         await self.sink.reset(str(transcript.path), str(transcript.root), expected_offset=checkpoint.offset)
         return 0
-
-    async def _commit(self, delta: _Delta, read: FileRead) -> BatchOutcome:
-        """Commit one batch; a batch PostgreSQL refuses is split until the offending line is isolated."""
-        batch = Batch(
-            path=str(delta.path),
-            root=str(delta.transcript.root),
-            identity=read.identity,
-            start=read.start,
-            end=read.end,
-            entries=read.entries,
-            bad_lines=read.bad_lines,
-            trace_id=delta.span.trace_id,
-            blanks=read.blanks,
-        )
-        started = time.perf_counter()
-        # Shielded: a stop request lets the batch finish; a database that hangs gets it rolled back.
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + COMMIT_GRACE_SECONDS
-            outcome = await self._commit_splitting(batch)
-        if scope.cancelled_caught:
-            raise StoreUnavailable("batch commit did not finish in time; rolled back")
-        self.state.committed()
-        self.observer.committed(delta.transcript, read, outcome, time.perf_counter() - started)
-        return outcome
 
     async def _commit_splitting(self, batch: Batch) -> BatchOutcome:
         try:
@@ -281,6 +286,16 @@ class FileImporter:
             )
 
 
+async def within_commit_grace(commit: Callable[[], Awaitable[_T]]) -> _T:
+    """Shielded: a stop request lets the commit finish; a database that hangs gets it rolled back."""
+    with anyio.CancelScope(shield=True) as scope:
+        scope.deadline = anyio.current_time() + COMMIT_GRACE_SECONDS
+        result = await commit()
+    if scope.cancelled_caught:
+        raise StoreUnavailable("batch commit did not finish in time; rolled back")
+    return result
+
+
 def source_error(path: Path, exc: OSError) -> SourceError:
     """Ours for a file that cannot be read; a FIFO or device gets its own ``error.type``."""
     if isinstance(exc, NotRegularFile):
@@ -300,7 +315,7 @@ def file_signature(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _log_delta(delta: _Delta) -> None:
+def log_delta(delta: FileDelta) -> None:
     """Logged inside the span, so the line carries the import's trace id."""
     outcome = delta.outcome
     if outcome.stored or outcome.quarantined:

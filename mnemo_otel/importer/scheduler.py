@@ -24,7 +24,15 @@ from tenacity.wait import wait_random_exponential
 from watchfiles import Change, awatch
 
 from ..errors import MnemoError, NotRegularSource, SourceError, StoreError
-from ..model import BatchOutcome, DocumentSink, ImportObserver, NullObserver, Sink, TranscriptFile
+from ..model import (
+    BatchOutcome,
+    DocumentSink,
+    GroupSink,
+    ImportObserver,
+    NullObserver,
+    Sink,
+    TranscriptFile,
+)
 from ..settings import ImportSettings, RetrySettings
 from ..state import LoopState
 from ..transcripts.discovery import SIDE_DOCUMENT_MAX_BYTES, NotRegular, discover, side_documents
@@ -33,6 +41,7 @@ from . import loss
 from ._concurrency import run_all
 from .file_import import FileImporter, FileProgress, file_signature
 from .loss import OnLoss
+from .small_files import SmallFiles
 
 __all__ = ("AnnouncedFiles", "ImportSummary", "Importer")
 
@@ -126,6 +135,7 @@ class Importer:
         self._unmarked: set[str] = set()  # vanished files the database has not been told about yet
         on_reread = None if on_loss is None else partial(loss.rereading, on_loss=on_loss)
         self._file_importer = FileImporter(sink, self.settings, self.observer, self.state, on_reread)
+        self._small_files = SmallFiles(sink, self._file_importer) if isinstance(sink, GroupSink) else None
         self._changed = anyio.Event()
 
     # -- passes ---------------------------------------------------------------------------------
@@ -155,8 +165,14 @@ class Importer:
 
         async def worker() -> None:
             for group in queue:  # a shared iterator: each directory goes to exactly one worker
-                for transcript in group:
-                    await import_one(transcript)
+                position = 0
+                while position < len(group):
+                    together = await self._import_together(group[position:], report_tails=report_tails)
+                    for transcript, outcome in together:
+                        imported(transcript, outcome)
+                    if not together:
+                        await import_one(group[position])
+                    position += len(together) or 1
 
         async def import_one(transcript: TranscriptFile) -> None:
             try:
@@ -165,6 +181,9 @@ class Importer:
                 summary.unreadable += 1
                 await self._report_unreadable(transcript.path, exc)
                 return
+            imported(transcript, outcome)
+
+        def imported(transcript: TranscriptFile, outcome: BatchOutcome) -> None:
             self._unreadable.pop(transcript.path, None)
             summary.files += 1
             summary.outcome.add(outcome)
@@ -254,11 +273,25 @@ class Importer:
                     # Measured again while the database is down: a file cut short or replaced meanwhile
                     # is a loss noticed now, and journaled, so a restart before it answers keeps it.
                     await anyio.to_thread.run_sync(self._measure, [transcript])
-                progress = self._files.setdefault(transcript.path, FileProgress())
+                progress = self._progress(transcript.path)
                 await self._file_importer.import_file(
                     transcript, progress, outcome, report_tails=report_tails
                 )
         return outcome
+
+    async def _import_together(
+        self, files: list[TranscriptFile], *, report_tails: bool
+    ) -> list[tuple[TranscriptFile, BatchOutcome]]:
+        """The small files at the head of ``files`` imported in one transaction, if two or more are."""
+        if self._small_files is None:
+            return []
+        run = self._small_files.run_ahead(files, self._files.get)
+        if len(run) < 2:
+            return []
+        return await self._small_files.import_together(run, self._progress, report_tails=report_tails)
+
+    def _progress(self, path: Path) -> FileProgress:
+        return self._files.setdefault(path, FileProgress())
 
     def _on_retry(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None

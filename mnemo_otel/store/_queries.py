@@ -81,6 +81,10 @@ SELECT_CHECKPOINT: Final = """
 SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
 FROM mnemo.files WHERE path = $1 AND host = $2
 """
+SELECT_CHECKPOINTS: Final = """
+SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
+FROM mnemo.files WHERE path = ANY($1::text[]) AND host = $2
+"""
 # Of the lines not newly stored as entries, those whose key was first stored with other bytes (a
 # forked session's copies name another sessionId) are kept as copies, each distinct copy once.
 # Returned: the new ones, and whether their session differs from the first copy's (a fork's history,

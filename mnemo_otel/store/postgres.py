@@ -160,6 +160,11 @@ class PostgresSink:
             row = await conn.fetchrow(q.SELECT_CHECKPOINT, path, self.host_id)
         return None if row is None else _checkpoint(row)
 
+    async def checkpoints(self, paths: Sequence[str]) -> dict[str, Checkpoint]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(q.SELECT_CHECKPOINTS, list(paths), self.host_id)
+        return {row["path"]: _checkpoint(row) for row in rows}
+
     async def reset(self, path: str, root: str, *, expected_offset: int) -> None:
         async with self._connection() as conn:
             status = await conn.execute(q.RESET_FILE, path, expected_offset, self.host_id)

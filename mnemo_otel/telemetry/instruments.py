@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -125,10 +126,16 @@ class ImportTelemetry:
 
     @contextmanager
     def file_import(self, transcript: TranscriptFile) -> Iterator[_ImportSpan]:
-        """One trace per file delta: the root ``mnemo.import`` span; never content in attributes."""
+        """One trace per file delta: the root ``mnemo.import`` span; never content in attributes.
+
+        A root even when another file's span is current: files committed together keep a trace each."""
         attributes = {names.ATTR_TRANSCRIPT_PATH: transcript.relative_path}
         with self._tracer.start_as_current_span(
-            names.SPAN_IMPORT, attributes=attributes, record_exception=False, set_status_on_exception=False
+            names.SPAN_IMPORT,
+            context=Context(),
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             wrapper = _ImportSpan(span, transcript)
             try:
@@ -283,11 +290,13 @@ class _ImportSpan:
         try:
             yield
         finally:
-            seconds = time.perf_counter() - started
-            if name == _READ:
-                self._reads.append(seconds)
-            else:
-                self._write = seconds
+            self.timed(name, time.perf_counter() - started)
+
+    def timed(self, name: str, seconds: float) -> None:
+        if name == _READ:
+            self._reads.append(seconds)
+        else:
+            self._write = seconds
 
     def add_batch(self, read: FileRead, outcome: BatchOutcome) -> None:
         self.batches += 1

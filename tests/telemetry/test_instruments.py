@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,55 @@ def test_sampler__drops_transaction_noise_and_keeps_the_rest() -> None:
     assert sampler.should_sample(None, 1, "BEGIN").decision is Decision.DROP
     assert sampler.should_sample(None, 1, "INSERT").decision is Decision.RECORD_AND_SAMPLE
     assert sampler.should_sample(None, 1, names.SPAN_IMPORT).decision is Decision.RECORD_AND_SAMPLE
+
+
+async def test_instruments__files_committed_together_keep_a_trace_and_a_log_line_each(
+    harness: Harness, database_url: str, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    from opentelemetry import trace
+
+    class TraceOfEachRecord(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: dict[str, str] = {}
+
+        def emit(self, record: logging.LogRecord) -> None:
+            path = getattr(record, "mnemo.transcript.path", None)
+            if path is not None:
+                self.seen[path] = format(trace.get_current_span().get_span_context().trace_id, "032x")
+
+    traces = TraceOfEachRecord()
+    logger = logging.getLogger("mnemo_otel.importer")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(traces)
+    sink = await PostgresSink.open(database_url)
+    try:
+        for i in range(4):
+            (transcripts / f"s{i}.jsonl").write_bytes(
+                entry(f"a{i}", session=f"s{i}") + entry(f"b{i}", session=f"s{i}")
+            )
+        importer = Importer(
+            sink, roots=[transcripts], retry=FAST_RETRY, observer=harness.telemetry({}), state=harness.state
+        )
+        await importer.import_once()
+    finally:
+        logger.removeHandler(traces)
+        logger.setLevel(level)
+        await sink.aclose()
+
+    commits = await db.fetchval("SELECT count(DISTINCT xmin::text) FROM mnemo.files")
+    assert commits == 1  # the four files went in one transaction
+    spans = [s for s in harness.spans.get_finished_spans() if s.name == names.SPAN_IMPORT]
+    by_path = {str((s.attributes or {})[names.ATTR_TRANSCRIPT_PATH]): s for s in spans}
+    assert sorted(by_path) == [f"s{i}.jsonl" for i in range(4)]
+    assert all(s.parent is None for s in spans)  # four traces, not one nested in another
+    ids = {path: format(s.context.trace_id, "032x") for path, s in by_path.items()}
+    assert len(set(ids.values())) == 4
+    for span in spans:
+        attributes = span.attributes or {}
+        assert isinstance(attributes["mnemo.write.seconds"], float) and attributes["mnemo.write.seconds"] > 0
+        assert isinstance(attributes["mnemo.read.seconds"], float) and attributes["mnemo.read.seconds"] > 0
+    rows = await db.fetch("SELECT source_path, import_trace_id FROM mnemo.entries")
+    assert {(Path(r["source_path"]).name, r["import_trace_id"]) for r in rows} == set(ids.items())
+    assert traces.seen == ids  # each file's log line inside its own trace

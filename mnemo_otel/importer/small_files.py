@@ -1,0 +1,170 @@
+"""A catch-up's small files, several to a transaction.
+
+Importing history (a first start, a daemon back after days) meets hundreds of sessions of a few
+hundred lines each. One at a time, each pays a checkpoint query, a transaction of four round trips
+and a few thread hops for little data: that, not the rows, is most of a catch-up's cost. Here
+consecutive files of one directory whose whole delta is one batch are read in one worker-thread call,
+their checkpoints fetched in one query, and committed in one transaction (``GroupSink.commit_many``),
+in their import order so the first seen still wins; each keeps its own trace.
+
+Anything unusual is left to the one-file path, which knows how to handle it: a file that changed
+under its checkpoint, a delta of more than a batch, nothing new, a read error, and the whole group
+when its commit fails (retries and batch splitting live there).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_module
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from ..errors import SourceError, StoreError
+from ..model import BatchOutcome, Checkpoint, FileRead, GroupSink, NullSpan, TranscriptFile
+from ..settings import ImportSettings
+from .batches import changed_under_checkpoint, read_batch
+from .file_import import (
+    READ,
+    FileDelta,
+    FileImporter,
+    FileProgress,
+    file_signature,
+    log_delta,
+    within_commit_grace,
+)
+
+__all__ = ("GROUP_MAX_FILES", "SmallFiles")
+
+logger = logging.getLogger("mnemo_otel.importer")
+
+GROUP_MAX_FILES = 64  # beyond this a group saves little more, and one failure costs more to redo
+
+
+@dataclass(frozen=True, slots=True)
+class _SmallRead:
+    transcript: TranscriptFile
+    stat: os.stat_result
+    read: FileRead
+    seconds: float
+
+
+class SmallFiles:
+    """Imports runs of small files together through ``sink``; ``files`` books each as its own import."""
+
+    def __init__(self, sink: GroupSink, files: FileImporter) -> None:
+        self.sink = sink
+        self.files = files
+
+    def run_ahead(
+        self, transcripts: Sequence[TranscriptFile], progress: Callable[[Path], FileProgress | None]
+    ) -> list[TranscriptFile]:
+        """The files at the head of ``transcripts`` that look small and changed by their last measure
+        (the reads decide): at most a batch of bytes in all."""
+        limit = self.files.settings.batch_max_bytes
+        run: list[TranscriptFile] = []
+        total = 0
+        for transcript in transcripts[:GROUP_MAX_FILES]:
+            known = progress(transcript.path)
+            if known is None:
+                break
+            new = known.size - (known.committed or 0)
+            if known.committed is not None and known.backlog == 0:
+                break  # nothing new, or only an unterminated tail: the one-file path looks after it
+            total += new
+            if new <= 0 or total > limit:
+                break
+            run.append(transcript)
+        return run
+
+    async def import_together(
+        self, run: Sequence[TranscriptFile], progress: Callable[[Path], FileProgress], *, report_tails: bool
+    ) -> list[tuple[TranscriptFile, BatchOutcome]]:
+        """Import the longest head of ``run`` that qualifies, its new lines in one transaction; ``[]`` if
+        none qualifies or the commit fails (nothing of it was kept: the caller goes one by one)."""
+        try:
+            checkpoints = await self.sink.checkpoints([str(t.path) for t in run])
+        except StoreError:
+            return []
+        self.files.state.database_reached()
+        reads = await anyio.to_thread.run_sync(_read_run, run, checkpoints, self.files.settings)
+        deltas = [FileDelta(r.transcript, r.stat, progress(r.transcript.path), NullSpan()) for r in reads]
+        with ExitStack() as spans:
+            new = [(d, r) for d, r in zip(deltas, reads, strict=True) if r.read.end > r.read.start]
+            for delta, _ in new:  # a trace per file with new lines, as when imported alone
+                delta.span = spans.enter_context(self.files.observer.file_import(delta.transcript))
+                # Runs when the spans opened after this one have closed: logged inside its own trace.
+                spans.callback(log_delta, delta)
+            if new and not await self._commit(new):
+                return []
+        for delta, small in zip(deltas, reads, strict=True):
+            delta.progress.committed = small.read.end
+            delta.progress.pending = small.read.pending
+            delta.progress.size, delta.progress.mtime = small.stat.st_size, small.stat.st_mtime
+            delta.progress.read_through = file_signature(small.stat)
+            try:
+                await self.files.report_stale_tail(delta.transcript, delta.progress, enabled=report_tails)
+            except (SourceError, StoreError) as exc:  # reported on a later pass, as a file of its own
+                logger.debug("stale tail not reported yet (%s)", exc.error_type)
+        self.files.state.beat()
+        return [(delta.transcript, delta.outcome) for delta in deltas]
+
+    async def _commit(self, new: list[tuple[FileDelta, _SmallRead]]) -> bool:
+        batches = [delta.batch(small.read) for delta, small in new]
+        started = time.perf_counter()
+        try:
+            outcomes = await within_commit_grace(lambda: self.sink.commit_many(batches))
+        except StoreError as exc:
+            logger.debug("files not committed together (%s); importing them one by one", exc.error_type)
+            return False
+        seconds = time.perf_counter() - started
+        for (delta, small), outcome in zip(new, outcomes, strict=True):
+            delta.span.timed(READ, small.seconds)
+            self.files.committed(delta, small.read, outcome, seconds)
+        return True
+
+
+def _read_run(
+    run: Sequence[TranscriptFile], checkpoints: dict[str, Checkpoint], settings: ImportSettings
+) -> list[_SmallRead]:
+    """Read the files at the head of ``run`` whose whole delta is one batch (or nothing), up to a batch
+    in all (blocking: one worker-thread call for the lot)."""
+    reads: list[_SmallRead] = []
+    lines = size = 0
+    for transcript in run:
+        small = _read_small(transcript, checkpoints.get(str(transcript.path)), settings)
+        if small is None:
+            break
+        lines += len(small.read.entries) + len(small.read.bad_lines)
+        size += small.read.end - small.read.start
+        if reads and (lines > settings.batch_max_lines or size > settings.batch_max_bytes):
+            break
+        reads.append(small)
+    return reads
+
+
+def _read_small(
+    transcript: TranscriptFile, checkpoint: Checkpoint | None, settings: ImportSettings
+) -> _SmallRead | None:
+    path = transcript.path
+    started = time.perf_counter()
+    try:
+        stat = path.stat()
+        if not stat_module.S_ISREG(stat.st_mode):
+            return None
+        offset = 0
+        if checkpoint is not None:
+            if changed_under_checkpoint(path, stat, checkpoint.offset, checkpoint.identity) is not None:
+                return None
+            offset = checkpoint.offset
+        read = read_batch(path, offset, settings)
+    except OSError:
+        return None
+    if not read.exhausted:
+        return None  # more than a batch: the one-file path reads ahead while it commits
+    return _SmallRead(transcript, stat, read, time.perf_counter() - started)
