@@ -32,6 +32,22 @@ async def import_once(sink: Sink, root: Path, **settings: Any) -> ImportSummary:
     return await importer(sink, root, **settings).import_once()
 
 
+async def refuse_poisoned_lines(db: asyncpg.Connection) -> None:
+    """Make PostgreSQL refuse any line with a ``poison`` field, as it refuses data it cannot take
+    (SQLSTATE 22023): the importer must isolate and quarantine such a line, never lose the others."""
+    await db.execute(
+        """
+        CREATE FUNCTION mnemo.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.data ? 'poison' THEN RAISE EXCEPTION 'poison' USING ERRCODE = '22023'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_poison BEFORE INSERT ON mnemo.entries
+            FOR EACH ROW EXECUTE FUNCTION mnemo.refuse_poison();
+        """
+    )
+
+
 async def stored_keys(db: asyncpg.Connection) -> set[str]:
     return {row["key"] for row in await db.fetch("SELECT key FROM mnemo.entries")}
 

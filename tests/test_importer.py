@@ -14,7 +14,15 @@ import orjson
 import pytest
 
 from mnemo_otel.store.postgres import PostgresSink
-from testkit.importing import checkpoint, entry, import_once, importer, quarantine, stored_keys
+from testkit.importing import (
+    checkpoint,
+    entry,
+    import_once,
+    importer,
+    quarantine,
+    refuse_poisoned_lines,
+    stored_keys,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -371,17 +379,7 @@ async def test_import__two_importers_at_once_neither_duplicate_nor_corrupt(
 async def test_import__a_line_postgres_refuses_is_isolated_and_quarantined(
     sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
 ) -> None:
-    await db.execute(
-        """
-        CREATE FUNCTION mnemo.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.data ? 'poison' THEN RAISE EXCEPTION 'poison' USING ERRCODE = '22023'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_poison BEFORE INSERT ON mnemo.entries
-            FOR EACH ROW EXECUTE FUNCTION mnemo.refuse_poison();
-        """
-    )
+    await refuse_poisoned_lines(db)
     lines = [entry(f"k{i}") for i in range(10)]
     lines[6] = entry("k6", poison=True)
     (transcripts / "s.jsonl").write_bytes(b"".join(lines))

@@ -12,7 +12,7 @@ import pytest
 
 from mnemo_otel.model import BadLine, Batch, BatchOutcome, Checkpoint, GroupSink
 from mnemo_otel.store.postgres import PostgresSink
-from testkit.importing import checkpoint, entry, import_once, stored_keys
+from testkit.importing import checkpoint, entry, import_once, refuse_poisoned_lines, stored_keys
 from testkit.manifest import Manifest
 from testkit.shapes import write_hostile_corpus
 
@@ -166,17 +166,7 @@ async def test_small_files__a_file_changed_under_its_checkpoint_in_a_run_is_rere
 async def test_small_files__a_group_the_database_refuses_falls_back_to_one_file_at_a_time(
     sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
 ) -> None:
-    await db.execute(
-        """
-        CREATE FUNCTION mnemo.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.data ? 'poison' THEN RAISE EXCEPTION 'poison' USING ERRCODE = '22023'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_poison BEFORE INSERT ON mnemo.entries
-            FOR EACH ROW EXECUTE FUNCTION mnemo.refuse_poison();
-        """
-    )
+    await refuse_poisoned_lines(db)
     for i in range(4):
         lines = [entry(f"k{i}-{j}", session=f"s{i}") for j in range(3)]
         if i == 2:
