@@ -187,7 +187,9 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = commands.add_parser(
-        "verify", help="check that every line on disk is in the archive (MNEMO_ROOTS unless PATHs are given)"
+        "verify",
+        help="check that every line on disk is in the archive (MNEMO_ROOTS and the transcripts Claude "
+        "Code's hooks announced, unless PATHs are given)",
     )
     verify.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -286,7 +288,9 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         roots = _checked_roots(args.paths or settings.roots, must_exist=True)
-        report = anyio.run(partial(verify_command, settings, roots, repair=args.repair))
+        report = anyio.run(
+            partial(verify_command, settings, roots, repair=args.repair, announced=not args.paths)
+        )
     finally:
         telemetry.shutdown()
     sys.stdout.write((json.dumps(report.as_dict()) if args.json else report.summary()) + "\n")

@@ -25,7 +25,7 @@ import anyio.to_thread
 from ..errors import StoreError
 from ..model import TranscriptFile
 from ..state import LoopState
-from ..transcripts.discovery import NotRegular, discover
+from ..transcripts.discovery import NotRegular, subagent_transcripts
 from ..transcripts.reader import file_kind
 from .spool import Announcement, Position, Spool
 from .store import AnnouncementStore, Observed
@@ -200,10 +200,9 @@ class Announcements:
                 watched.files.append(path)
             elif reason is not None:
                 not_regular(path, reason)
-            subagents = path.parent / path.stem / "subagents"
-            for transcript in discover([subagents], not_regular) if subagents.is_dir() else ():
-                found.append(TranscriptFile(root=path.parent, path=transcript.path))
-                watched.files.append(transcript.path)
+            for subagent in subagent_transcripts(path, not_regular):
+                found.append(TranscriptFile(root=path.parent, path=subagent))
+                watched.files.append(subagent)
         return found
 
     def changed(self) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..model import TranscriptFile
 from .reader import file_kind
 
-__all__ = ("NotRegular", "default_roots", "discover", "side_documents")
+__all__ = ("NotRegular", "default_roots", "discover", "side_documents", "subagent_transcripts")
 
 # Called with the path and its kind ("fifo", "socket", "device", ...) for a ``*.jsonl`` that is not
 # a regular file: opening a FIFO blocks until a writer comes, a device may never end.
@@ -105,3 +105,9 @@ def side_documents(transcripts: Sequence[TranscriptFile]) -> Iterator[Path]:
             continue
         if stat.S_ISREG(mode):
             yield meta
+
+
+def subagent_transcripts(session_file: Path, not_regular: NotRegular) -> list[Path]:
+    """The transcripts of a session's subagents, beside its file: ``<dir>/<session>/subagents/*.jsonl``."""
+    subagents = session_file.parent / session_file.stem / "subagents"
+    return [t.path for t in discover([subagents], not_regular)] if subagents.is_dir() else []

@@ -22,7 +22,7 @@ from ..telemetry.instruments import SCOPE
 from .content import Diverged, find_diverged
 from .repair import repair_missing
 from .report import VerifyReport
-from .run import VerifyOptions, discovered, run_verify
+from .run import VerifyOptions, discovered, discovered_and_announced, run_verify
 
 __all__ = ("SPAN_REPAIR", "SPAN_VERIFY", "verify_command")
 
@@ -31,11 +31,11 @@ SPAN_REPAIR = "mnemo.verify.repair"
 
 
 async def _keys_and_content(
-    sink: PostgresSink, roots: Sequence[Path], options: VerifyOptions
+    sink: PostgresSink, roots: Sequence[Path], options: VerifyOptions, *, announced: bool
 ) -> tuple[VerifyReport, list[Diverged]]:
     """The key check and the content check side by side: the hashing threads fill the cores while the
     keying processes start and finish, instead of running on one core after them."""
-    found = await discovered(roots)
+    found = await (discovered_and_announced(sink, roots) if announced else discovered(roots))
     results: list[VerifyReport] = []
     diverged: list[Diverged] = []
 
@@ -50,13 +50,17 @@ async def _keys_and_content(
     return results[0], diverged
 
 
-async def verify_command(settings: Settings, roots: Sequence[Path], *, repair: bool) -> VerifyReport:
+async def verify_command(
+    settings: Settings, roots: Sequence[Path], *, repair: bool, announced: bool = False
+) -> VerifyReport:
+    """``announced``: also check the transcripts Claude Code's hooks announced outside ``roots`` (the
+    whole archive of this host, when no path was named)."""
     sink = await open_sink(settings)
     tracer = trace.get_tracer(SCOPE, __version__)
     options = VerifyOptions(max_line_bytes=settings.imports.max_line_bytes, workers=os.cpu_count() or 2)
     try:
         with tracer.start_as_current_span(SPAN_VERIFY):
-            report, diverged = await _keys_and_content(sink, roots, options)
+            report, diverged = await _keys_and_content(sink, roots, options, announced=announced)
             report.diverged = diverged
         if repair:
             with tracer.start_as_current_span(SPAN_REPAIR) as span:

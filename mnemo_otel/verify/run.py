@@ -8,6 +8,7 @@ segments in flight, whatever the corpus size.
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,15 +21,18 @@ import anyio.to_thread
 
 from ..importer._concurrency import run_all
 from ..store.postgres import PostgresSink, translate_errors
-from ..transcripts.discovery import discover
+from ..transcripts.discovery import discover, subagent_transcripts
 from .lookup import Findings, check_keyed
 from .report import Tally, VerifyReport
 from .segments import SEGMENT_BYTES, PlannedFile, Segment, key_segments, plan_tasks, ready
 from .stored import StoredKeys
 
-__all__ = ("VerifyOptions", "discovered", "run_verify")
+__all__ = ("VerifyOptions", "discovered", "discovered_and_announced", "run_verify")
 
 IN_PROCESS_BYTES: Final = 4 * 1024 * 1024
+ANNOUNCED_OUTSIDE_ROOTS: Final = """
+SELECT path FROM mnemo.announcements WHERE host = $1 AND NOT under_root AND refused IS NULL
+"""
 COMMITTED: Final = (
     "SELECT path, committed_offset, inode FROM mnemo.files WHERE path = ANY($1::text[]) AND host = $2"
 )
@@ -93,6 +97,37 @@ async def run_verify(
 async def discovered(roots: Sequence[Path]) -> list[tuple[str, str]]:
     """(path, root) of every transcript under ``roots``."""
     return await anyio.to_thread.run_sync(lambda: [(str(t.path), str(t.root)) for t in discover(roots)])
+
+
+async def discovered_and_announced(sink: PostgresSink, roots: Sequence[Path]) -> list[tuple[str, str]]:
+    """Discovery under ``roots``, then the transcripts Claude Code's hooks announced on this host outside
+    them (and their subagents'), those still on disk: the daemon imports them, so they are checked too."""
+    async with translate_errors(), sink.connection() as conn:
+        announced = [row["path"] for row in await conn.fetch(ANNOUNCED_OUTSIDE_ROOTS, sink.host_id)]
+    return await anyio.to_thread.run_sync(_with_announced, roots, announced)
+
+
+def _with_announced(roots: Sequence[Path], announced: list[str]) -> list[tuple[str, str]]:
+    found = [(str(t.path), str(t.root)) for t in discover(roots)]
+    seen = {path for path, _ in found}
+    for name in sorted(announced):
+        session_file = Path(name)
+        for path in (session_file, *subagent_transcripts(session_file, _ignore)):
+            if str(path) not in seen and _is_regular(path):
+                seen.add(str(path))
+                found.append((str(path), str(session_file.parent)))
+    return found
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False  # gone: the importer counts what vanished before its commit as a loss
+
+
+def _ignore(path: Path, kind: str) -> None:
+    """Special files among subagents: the importer reports them; verify has nothing to check there."""
 
 
 async def _snapshot_as_workers_start(

@@ -34,7 +34,7 @@ from ..telemetry import names
 from ..telemetry.instruments import SCOPE
 from .losses import LossLedger
 from .repair import repair_missing
-from .run import VerifyOptions, run_verify
+from .run import VerifyOptions, discovered_and_announced, run_verify
 
 __all__ = ("SPAN_SCRUB", "Maintenance")
 
@@ -106,7 +106,8 @@ class Maintenance:
             context = span.get_span_context()
             trace_id = format(context.trace_id, "032x") if context.is_valid else None
             try:
-                report = await run_verify(self._sink, self._roots, options)
+                found = await discovered_and_announced(self._sink, self._roots)
+                report = await run_verify(self._sink, self._roots, options, found)
                 repaired = await repair_missing(
                     self._sink,
                     report.all_missing,

@@ -167,3 +167,42 @@ def test_verify__a_line_edited_on_disk_after_its_import_has_diverged(
     code, report = _verify(transcripts, env)
     assert (code, report["missing"], report["diverged"]) == (5, 0, 1)
     assert report["diverged_lines"] == [{"path": str(path), "offset": second}]
+
+
+def test_verify__checks_the_transcripts_the_hooks_announced_outside_the_roots(
+    database_url: str, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    watched = tmp_path / "projects"
+    (watched / "-home-user-p").mkdir(parents=True)
+    (watched / "-home-user-p" / "here.jsonl").write_bytes(entry("w1", session="here"))
+    # A session Claude Code wrote under another CLAUDE_CONFIG_DIR, with its subagent beside it.
+    outside = tmp_path / "elsewhere" / "projects" / "-home-user-q"
+    session = outside / "sess-out.jsonl"
+    subagent = outside / "sess-out" / "subagents" / "agent-a1.jsonl"
+    subagent.parent.mkdir(parents=True)
+    session.write_bytes(entry("o1", session="sess-out") + entry("o2", session="sess-out"))
+    subagent.write_bytes(entry("s1", session="sess-out", isSidechain=True))
+    env = {
+        "MNEMO_DATABASE_URL": database_url,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+        "MNEMO_HOST_ID": "laptop",
+        "MNEMO_ROOTS": json.dumps([str(watched)]),
+    }
+    assert _cli("import", str(watched), env=env).returncode == 0
+    assert _cli("import", str(outside), env=env).returncode == 0  # as the daemon imports announced files
+    fetch(
+        database_url,
+        """INSERT INTO mnemo.announcements (host, path, session_id, first_event, last_event,
+                                           first_announced_at, last_announced_at)
+           VALUES ('laptop', $1, 'sess-out', 'SessionStart', 'SessionEnd', now(), now()) RETURNING path""",
+        str(session),
+    )
+    assert fetch(database_url, "DELETE FROM mnemo.entries WHERE key IN ('o2', 's1') RETURNING key")
+
+    whole = _cli("verify", "--json", env=env)
+    report = json.loads(whole.stdout)
+    assert whole.returncode == 5, whole.stderr
+    assert (report["files"], report["missing"]) == (3, 2)
+    assert {m["path"] for m in report["missing_lines"]} == {str(session), str(subagent)}
+    code, named = _verify(watched, env)  # a path named: that path only
+    assert (code, named["files"], named["missing"]) == (0, 1, 0)
