@@ -130,6 +130,8 @@ def _throughput_rows() -> list[dict[str, Any]]:
                 _target(f"sum by (entry_type) (rate({entries}[{RATE}]))", "{{entry_type}}"),
                 _target(f"sum(rate({names.EXCHANGES_IMPORTED.prometheus}[{RATE}]))", "exchanges", "B"),
                 _target(f"sum(rate({names.DUPLICATES.prometheus}[{RATE}]))", "duplicates", "C"),
+                # Transcripts Claude Code's hooks named for the first time: zero without the hooks.
+                _target(f"sum(rate({names.ANNOUNCED.prometheus}[{RATE}]))", "announced transcripts", "D"),
             ],
         ),
         _timeseries(
