@@ -189,3 +189,23 @@ async def test_small_files__commit_many_takes_one_batch_per_file(sink: PostgresS
     batch = Batch("/x.jsonl", "/", FileIdentity(1, 1, "", 0), 0, 0, [], [])
     with pytest.raises(ValueError, match="one batch per file"):
         await sink.commit_many([batch, batch])
+
+
+async def test_small_files__a_restart_over_imported_files_reads_them_together_and_writes_nothing(
+    sink: PostgresSink, db: asyncpg.Connection, transcripts: Path
+) -> None:
+    _small_sessions(transcripts / "-home-user-p", 6)
+    first = await import_once(sink, transcripts)
+    commits = {r["path"]: r["xmin"] for r in await db.fetch("SELECT path, xmin::text FROM mnemo.files")}
+    with (transcripts / "-home-user-p" / "small-03.jsonl").open("ab") as f:
+        f.write(entry("late", session="small-3"))
+
+    again = await import_once(sink, transcripts)  # a new importer: it knows no checkpoint yet
+
+    assert (first.files, again.files) == (6, 6)
+    assert sum(again.outcome.stored.values()) == 1
+    after = {r["path"]: r["xmin"] for r in await db.fetch("SELECT path, xmin::text FROM mnemo.files")}
+    changed = sorted(Path(p).name for p in after if after[p] != commits[p])
+    assert changed == ["small-03.jsonl"]  # the others were read and left alone
+    for path in (transcripts / "-home-user-p").glob("*.jsonl"):
+        assert await checkpoint(db, path) == path.stat().st_size

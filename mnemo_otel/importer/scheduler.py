@@ -41,7 +41,7 @@ from . import loss
 from ._concurrency import run_all
 from .file_import import FileImporter, FileProgress, file_signature
 from .loss import OnLoss
-from .small_files import SmallFiles
+from .small_files import SmallFiles, Together
 
 __all__ = ("AnnouncedFiles", "ImportSummary", "Importer")
 
@@ -168,11 +168,11 @@ class Importer:
                 position = 0
                 while position < len(group):
                     together = await self._import_together(group[position:], report_tails=report_tails)
-                    for transcript, outcome in together:
+                    for transcript, outcome in together.imported:
                         imported(transcript, outcome)
-                    if not together:
-                        await import_one(group[position])
-                    position += len(together) or 1
+                    for transcript in together.alone:
+                        await import_one(transcript)
+                    position += len(together.imported) + len(together.alone)
 
         async def import_one(transcript: TranscriptFile) -> None:
             try:
@@ -279,16 +279,14 @@ class Importer:
                 )
         return outcome
 
-    async def _import_together(
-        self, files: list[TranscriptFile], *, report_tails: bool
-    ) -> list[tuple[TranscriptFile, BatchOutcome]]:
-        """The small files at the head of ``files`` imported in one transaction, if two or more are."""
-        if self._small_files is None:
-            return []
-        run = self._small_files.run_ahead(files, self._files.get)
-        if len(run) < 2:
-            return []
-        return await self._small_files.import_together(run, self._progress, report_tails=report_tails)
+    async def _import_together(self, files: list[TranscriptFile], *, report_tails: bool) -> Together:
+        """The small files at the head of ``files`` imported in one transaction, if two or more look
+        small; else the first file, to import alone."""
+        run = [] if self._small_files is None else self._small_files.run_ahead(files, self._files.get)
+        if self._small_files is None or len(run) < 2:
+            return Together(alone=files[:1])
+        together = await self._small_files.import_together(run, self._progress, report_tails=report_tails)
+        return together if together.imported or together.alone else Together(alone=files[:1])
 
     def _progress(self, path: Path) -> FileProgress:
         return self._files.setdefault(path, FileProgress())

@@ -20,7 +20,7 @@ import stat as stat_module
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio.to_thread
@@ -39,7 +39,7 @@ from .file_import import (
     within_commit_grace,
 )
 
-__all__ = ("GROUP_MAX_BYTES", "GROUP_MAX_FILES", "SmallFiles")
+__all__ = ("GROUP_MAX_BYTES", "GROUP_MAX_FILES", "SmallFiles", "Together")
 
 logger = logging.getLogger("mnemo_otel.importer")
 
@@ -48,6 +48,16 @@ logger = logging.getLogger("mnemo_otel.importer")
 # groups import as fast as 2 MiB ones at 105 MiB peak RSS instead of 140, and 5 % faster than 512 KiB.
 GROUP_MAX_FILES = 64
 GROUP_MAX_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Together:
+    """What a group did: the files it imported (a head of the run, in order), then the files to import
+    one by one next: the one that did not qualify, or the whole run if its commit failed (nothing of
+    it was kept; retries and batch splitting are the one-file path's)."""
+
+    imported: list[tuple[TranscriptFile, BatchOutcome]] = field(default_factory=list)
+    alone: list[TranscriptFile] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +98,15 @@ class SmallFiles:
 
     async def import_together(
         self, run: Sequence[TranscriptFile], progress: Callable[[Path], FileProgress], *, report_tails: bool
-    ) -> list[tuple[TranscriptFile, BatchOutcome]]:
-        """Import the longest head of ``run`` that qualifies, its new lines in one transaction; ``[]`` if
-        none qualifies or the commit fails (nothing of it was kept: the caller goes one by one)."""
+    ) -> Together:
+        """Import the longest head of ``run`` that qualifies, its new lines in one transaction."""
         try:
             checkpoints = await self.sink.checkpoints([str(t.path) for t in run])
         except StoreError:
-            return []
+            return Together(alone=list(run))
         self.files.state.database_reached()
-        reads = await anyio.to_thread.run_sync(_read_run, run, checkpoints, self.files.settings)
+        reads, unfit = await anyio.to_thread.run_sync(_read_run, run, checkpoints, self.files.settings)
+        alone = [] if unfit is None else [unfit]
         deltas = [FileDelta(r.transcript, r.stat, progress(r.transcript.path), NullSpan()) for r in reads]
         with ExitStack() as spans:
             new = [(d, r) for d, r in zip(deltas, reads, strict=True) if r.read.end > r.read.start]
@@ -105,7 +115,7 @@ class SmallFiles:
                 # Runs when the spans opened after this one have closed: logged inside its own trace.
                 spans.callback(log_delta, delta)
             if new and not await self._commit(new):
-                return []
+                return Together(alone=[delta.transcript for delta in deltas] + alone)
         for delta, small in zip(deltas, reads, strict=True):
             delta.progress.committed = small.read.end
             delta.progress.pending = small.read.pending
@@ -116,7 +126,7 @@ class SmallFiles:
             except (SourceError, StoreError) as exc:  # reported on a later pass, as a file of its own
                 logger.debug("stale tail not reported yet (%s)", exc.error_type)
         self.files.state.beat()
-        return [(delta.transcript, delta.outcome) for delta in deltas]
+        return Together([(delta.transcript, delta.outcome) for delta in deltas], alone)
 
     async def _commit(self, new: list[tuple[FileDelta, _SmallRead]]) -> bool:
         batches = [delta.batch(small.read) for delta, small in new]
@@ -135,15 +145,16 @@ class SmallFiles:
 
 def _read_run(
     run: Sequence[TranscriptFile], checkpoints: dict[str, Checkpoint], settings: ImportSettings
-) -> list[_SmallRead]:
+) -> tuple[list[_SmallRead], TranscriptFile | None]:
     """Read the files at the head of ``run`` whose whole delta is one batch (or nothing), up to a group's
-    worth in all (blocking: one worker-thread call for the lot)."""
+    worth in all (blocking: one worker-thread call for the lot). Also returned: the file that stopped
+    the run by not qualifying, if one did (a file that only did not fit starts the next group)."""
     reads: list[_SmallRead] = []
     lines = size = 0
     for transcript in run:
         small = _read_small(transcript, checkpoints.get(str(transcript.path)), settings)
         if small is None:
-            break
+            return reads, transcript
         lines += len(small.read.entries) + len(small.read.bad_lines)
         size += small.read.end - small.read.start
         if reads and (
@@ -151,7 +162,7 @@ def _read_run(
         ):
             break
         reads.append(small)
-    return reads
+    return reads, None
 
 
 def _read_small(
