@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         Checkpoint,
         Entry,
         FileIdentity,
+        GroupSink,
         ImportObserver,
         Quarantine,
         Sink,
@@ -52,6 +53,7 @@ __all__ = (
     "ConfigError",
     "Entry",
     "FileIdentity",
+    "GroupSink",
     "ImportObserver",
     "ImportSummary",
     "Importer",
@@ -83,7 +85,7 @@ _LAZY = {
     **dict.fromkeys(
         (
             *("BadLine", "Batch", "BatchOutcome", "Checkpoint", "Entry", "FileIdentity"),
-            *("ImportObserver", "Quarantine", "Sink", "TranscriptFile"),
+            *("GroupSink", "ImportObserver", "Quarantine", "Sink", "TranscriptFile"),
         ),
         ".model",
     ),

@@ -28,6 +28,7 @@ def test_public_api__importing_the_library_leaves_the_sdk_out() -> None:
 
 def test_public_api__the_postgres_sink_satisfies_the_sink_protocol() -> None:
     assert issubclass(mnemo_otel.PostgresSink, mnemo_otel.Sink)
+    assert issubclass(mnemo_otel.PostgresSink, mnemo_otel.GroupSink)  # a catch-up's small files together
 
 
 def test_public_api__a_custom_sink_needs_only_the_exported_vocabulary() -> None:
