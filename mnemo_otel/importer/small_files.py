@@ -8,8 +8,9 @@ their checkpoints fetched in one query, and committed in one transaction (``Grou
 in their import order so the first seen still wins; each keeps its own trace.
 
 Anything unusual is left to the one-file path, which knows how to handle it: a file that changed
-under its checkpoint, a delta of more than a batch, nothing new, a read error, and the whole group
-when its commit fails (retries and batch splitting live there).
+under its checkpoint, a delta of more than a batch, a read error, a file known to be idle (its cheap
+check), and the whole run when its commit fails (retries and batch splitting live there). A file read
+with nothing new (a restart knows no checkpoint yet) is done without a commit.
 """
 
 from __future__ import annotations
