@@ -41,7 +41,7 @@ from . import loss
 from ._concurrency import run_all
 from .file_import import FileImporter, FileProgress, file_signature
 from .loss import OnLoss
-from .small_files import SmallFiles, Together
+from .small_files import GROUP_MAX_FILES, SmallFiles, Together
 
 __all__ = ("AnnouncedFiles", "ImportSummary", "Importer")
 
@@ -167,7 +167,8 @@ class Importer:
             for group in queue:  # a shared iterator: each directory goes to exactly one worker
                 position = 0
                 while position < len(group):
-                    together = await self._import_together(group[position:], report_tails=report_tails)
+                    ahead = group[position : position + GROUP_MAX_FILES]
+                    together = await self._import_together(ahead, report_tails=report_tails)
                     for transcript, outcome in together.imported:
                         imported(transcript, outcome)
                     for transcript in together.alone:
