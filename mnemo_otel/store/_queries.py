@@ -77,10 +77,6 @@ SELECT array_agg(l.path) AS paths, array_agg(l.committed_offset) AS committed_of
 FROM locked l
 """
 
-SELECT_CHECKPOINT: Final = """
-SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
-FROM mnemo.files WHERE path = $1 AND host = $2
-"""
 SELECT_CHECKPOINTS: Final = """
 SELECT path, committed_offset, device, inode, head_sha256, head_length, mark_sha256
 FROM mnemo.files WHERE path = ANY($1::text[]) AND host = $2

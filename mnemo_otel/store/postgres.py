@@ -156,9 +156,7 @@ class PostgresSink:
             return await fleet.touch(conn, self.host_id, __version__)
 
     async def checkpoint(self, path: str) -> Checkpoint | None:
-        async with self._connection() as conn:
-            row = await conn.fetchrow(q.SELECT_CHECKPOINT, path, self.host_id)
-        return None if row is None else _checkpoint(row)
+        return (await self.checkpoints([path])).get(path)
 
     async def checkpoints(self, paths: Sequence[str]) -> dict[str, Checkpoint]:
         async with self._connection() as conn:
